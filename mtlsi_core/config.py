@@ -1,0 +1,206 @@
+"""Experiment configuration: one YAML file per dataset x backbone, validated on load.
+
+Unknown keys, wrong types and inconsistent values are errors that name the file and the key.
+The model section lives in ``mtlsi_core.models.config`` (owned by the model code); this module composes
+the sections and does the loading.
+
+Configs are found by path, or by bare name among the packaged ones (``mtlsi_core/configs/<name>.yaml``).
+``overrides`` are ``dotted.key=value`` strings (value parsed as YAML), e.g. ``train.iterations=10``.
+"""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from mtlsi_core.models.config import ModelConfig
+from mtlsi_core.tasks import DATASETS, TASKS, get_dataset
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the file and key."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AugmentConfig(StrictModel):
+    # The peers' (InvPT/ATRC) training augmentation.
+    scale_range: tuple[float, float] = (0.5, 2.0)  # random rescale; depth is divided by the scale
+    crop: bool = True  # random crop to data.input_size, padding with each task's ignore value
+    hflip: bool = True  # horizontal flip; normals' x component is negated
+    photometric: bool = True  # brightness / contrast / saturation / hue jitter
+
+
+class DataConfig(StrictModel):
+    dataset: Literal["nyud", "pascal", "synth"]
+    root: str | None = None  # dataset folder; `--data DIR` on the command line overrides it
+    tasks: list[str]
+    input_size: tuple[int, int]  # (H, W) network input
+    train_split: str = "train"
+    val_split: str = "val"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)  # ImageNet normalisation
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    num_workers: int = Field(default=2, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> "DataConfig":
+        ds = get_dataset(self.dataset)
+        if not self.tasks:
+            raise ValueError("data.tasks must name at least one task")
+        for t in self.tasks:
+            if t not in TASKS:
+                raise ValueError(f"data.tasks: unknown task {t!r}; known: {', '.join(TASKS)}")
+            if t not in ds.tasks:
+                raise ValueError(f"data.tasks: task {t!r} is not annotated in dataset {ds.name!r} ({', '.join(ds.tasks)})")
+        if len(set(self.tasks)) != len(self.tasks):
+            raise ValueError("data.tasks lists a task twice")
+        h, w = self.input_size
+        if h <= 0 or w <= 0 or h % 32 or w % 32:
+            raise ValueError(f"data.input_size {self.input_size} must be positive multiples of 32")
+        lo, hi = self.augment.scale_range
+        if not 0 < lo <= hi:
+            raise ValueError(f"data.augment.scale_range {self.augment.scale_range} must satisfy 0 < lo <= hi")
+        return self
+
+
+class TrainConfig(StrictModel):
+    # The paper's recipe (Sec. III-A): AdamW, lr 2e-5, polynomial decay, 40k iterations,
+    # batch 8 on NYUDv2 / 4 on PASCAL-Context.
+    iterations: int = Field(default=40000, ge=1)
+    batch_size: int = Field(default=8, ge=1)  # per process (DDP: global batch = batch_size x world size)
+    optimizer: Literal["adamw"] = "adamw"
+    lr: float = Field(default=2e-5, gt=0)
+    weight_decay: float = Field(default=1e-6, ge=0)
+    poly_power: float = Field(default=0.9, ge=0)
+    warmup_iterations: int = Field(default=0, ge=0)
+    grad_clip: float | None = None
+    amp: bool = True  # mixed precision; only takes effect on CUDA
+    deep_supervision: bool = True  # losses on the coarse (preliminary) and the final predictions
+    coarse_loss_weight: float = Field(default=1.0, ge=0)
+    loss_weights: dict[str, float] = Field(default_factory=dict)  # per-task overrides of the registry's weights
+    eval_every: int = Field(default=1000, ge=1)
+    checkpoint_every: int = Field(default=1000, ge=1)
+    log_every: int = Field(default=20, ge=1)
+    seed: int = 0
+    output_dir: str | None = None  # default: runs/<config name>
+
+    @model_validator(mode="after")
+    def _check(self) -> "TrainConfig":
+        for t in self.loss_weights:
+            if t not in TASKS:
+                raise ValueError(f"train.loss_weights: unknown task {t!r}")
+        return self
+
+
+class Config(StrictModel):
+    name: str
+    description: str = ""
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.data.tasks)
+
+    @property
+    def dataset(self) -> str:
+        return self.data.dataset
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------------
+
+
+def packaged_config_names() -> list[str]:
+    root = resources.files("mtlsi_core") / "configs"
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_config_path(path_or_name: str | Path) -> Path:
+    p = Path(path_or_name)
+    if p.is_file():
+        return p
+    if p.suffix == "" and "/" not in str(path_or_name):
+        cand = Path(str(resources.files("mtlsi_core") / "configs" / f"{p.name}.yaml"))
+        if cand.is_file():
+            return cand
+    raise ConfigError(
+        f"config {str(path_or_name)!r} not found: give a YAML path or one of the packaged names: "
+        f"{', '.join(packaged_config_names())}"
+    )
+
+
+def _set_dotted(d: dict[str, Any], key: str, value: Any, origin: str) -> None:
+    parts = key.split(".")
+    cur = d
+    for i, part in enumerate(parts[:-1]):
+        nxt = cur.get(part)
+        if nxt is None:
+            nxt = cur[part] = {}
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"{origin}: override {key!r}: {'.'.join(parts[:i + 1])} is not a section")
+        cur = nxt
+    cur[parts[-1]] = value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], origin: str = "override") -> dict[str, Any]:
+    out = copy.deepcopy(raw)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"{origin}: {item!r} is not of the form dotted.key=value")
+        key, text = item.split("=", 1)
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{origin}: value of {key!r} is not valid YAML: {e}") from None
+        _set_dotted(out, key.strip(), value, origin)
+    return out
+
+
+def config_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(raw).__name__}")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "<top>"
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key"
+            lines.append(f"  {loc}: {msg}")
+        raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines)) from None
+
+
+def load_config(path_or_name: str | Path, overrides: Sequence[str] = ()) -> Config:
+    path = resolve_config_path(path_or_name)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: empty file")
+    raw = apply_overrides(raw, overrides, origin=str(path))
+    return config_from_dict(raw, source=str(path))
+
+
+__all__ = [
+    "AugmentConfig", "Config", "ConfigError", "DataConfig", "TrainConfig", "ModelConfig",
+    "apply_overrides", "config_from_dict", "load_config", "packaged_config_names", "resolve_config_path",
+    "DATASETS",
+]

@@ -1,0 +1,1 @@
+"""MTLSI-Net and its peers' interaction modules."""

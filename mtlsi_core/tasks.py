@@ -1,0 +1,240 @@
+"""The one registry of tasks and datasets.
+
+Every task is declared once here: its output channels, loss (name in ``mtlsi_core.losses.LOSSES``) and
+weight, metric (name in ``mtlsi_core.metrics.METRICS``), output activation, how ground truth is padded,
+and how its prediction becomes a ROS image. Loss, metric, post-processing, visualisation and ROS code
+look the task up here instead of repeating ``if task == ...`` chains.
+
+Loss weights follow InvPT / ATRC (the peers the paper takes its loss weights from, Sec. III-A):
+semseg CE 1, depth masked L1 1, normals L1 on L2-normalised prediction 10, edge balanced BCE
+(positive weight 0.95) 50, human_parts CE 2, sal balanced CE 5.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+
+# --------------------------------------------------------------------------------------------------
+# Output activations: raw network output (B, C, H, W) -> prediction in physical units.
+# All run on the tensor's device; no per-pixel Python.
+# --------------------------------------------------------------------------------------------------
+
+
+def _argmax(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) logits -> (B, H, W) int64 labels."""
+    return x.argmax(dim=1)
+
+
+def _depth(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) -> (B, H, W) metres, non-negative."""
+    return x[:, 0].clamp_min(0.0)
+
+
+def _unit_normals(x: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) -> (B, 3, H, W) unit vectors (camera optical frame)."""
+    return F.normalize(x, p=2, dim=1, eps=1e-12)
+
+
+def _sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) logits -> (B, H, W) probability."""
+    return torch.sigmoid(x[:, 0])
+
+
+def _softmax_fg(x: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W) logits -> (B, H, W) foreground probability."""
+    return torch.softmax(x, dim=1)[:, 1]
+
+
+ACTIVATIONS: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] = MappingProxyType(
+    {
+        "argmax": _argmax,
+        "depth": _depth,
+        "unit_normals": _unit_normals,
+        "sigmoid": _sigmoid,
+        "softmax_fg": _softmax_fg,
+    }
+)
+
+
+@dataclass(frozen=True)
+class RosOutput:
+    """How a task's prediction is published (see mtlsi_ros).
+
+    ``topic`` is relative to the camera namespace. ``encodings`` lists the allowed encodings of the main
+    image, the first being the default; ``color_topic`` (if set) carries an rgb8 visualisation.
+    """
+
+    topic: str
+    encodings: tuple[str, ...]
+    color_topic: str | None = None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    kind: str  # "labels" (integer classes), "dense" (continuous), "binary" (probability)
+    channels: int | None  # None: the number of classes of the dataset (see DatasetSpec.num_classes)
+    loss: str  # key in mtlsi_core.losses.LOSSES
+    loss_kwargs: Mapping[str, object]
+    weight: float
+    metric: str  # key in mtlsi_core.metrics.METRICS
+    activation: str  # key in ACTIVATIONS
+    ignore_value: float  # value used for unlabelled / invalid pixels and for padding ground truth
+    interpolation: str  # how ground truth and predictions are resized: "nearest" or "bilinear"
+    higher_is_better: bool  # of the task's headline metric (for Delta_m and "best" checkpoints)
+    visual: str  # colour visualisation in mtlsi_core.viz.VISUALS: "labels", "depth", "normals", "probability"
+    ros: RosOutput
+    description: str = ""
+
+    def num_channels(self, dataset: "DatasetSpec | str") -> int:
+        if self.channels is not None:
+            return self.channels
+        ds = get_dataset(dataset) if isinstance(dataset, str) else dataset
+        if self.name not in ds.num_classes:
+            raise KeyError(f"dataset {ds.name!r} declares no class count for task {self.name!r}")
+        return ds.num_classes[self.name]
+
+    def activate(self, raw: torch.Tensor) -> torch.Tensor:
+        return ACTIVATIONS[self.activation](raw)
+
+
+def _frozen(**kw: object) -> Mapping[str, object]:
+    return MappingProxyType(dict(kw))
+
+
+TASKS: Mapping[str, TaskSpec] = MappingProxyType(
+    {
+        "semseg": TaskSpec(
+            name="semseg", kind="labels", channels=None,
+            loss="cross_entropy", loss_kwargs=_frozen(ignore_index=255), weight=1.0,
+            metric="miou", activation="argmax", ignore_value=255, interpolation="nearest",
+            higher_is_better=True,
+            visual="labels",
+            ros=RosOutput("segmentation", ("mono8", "mono16"), color_topic="segmentation/color"),
+            description="semantic segmentation, class ids (0-based; 255 = ignore)",
+        ),
+        "depth": TaskSpec(
+            name="depth", kind="dense", channels=1,
+            loss="masked_l1", loss_kwargs=_frozen(invalid_value=0.0), weight=1.0,
+            metric="depth", activation="depth", ignore_value=0.0, interpolation="bilinear",
+            higher_is_better=False,
+            visual="depth",
+            ros=RosOutput("depth", ("32FC1",), color_topic="depth/color"),
+            description="metric depth along the optical z axis, metres (0 = invalid in ground truth)",
+        ),
+        "normals": TaskSpec(
+            name="normals", kind="dense", channels=3,
+            loss="normals_l1", loss_kwargs=_frozen(), weight=10.0,
+            metric="normals", activation="unit_normals", ignore_value=0.0, interpolation="bilinear",
+            higher_is_better=False,
+            visual="normals",
+            ros=RosOutput("normals", ("32FC3",), color_topic="normals/color"),
+            description="unit surface normals in the camera optical frame (zero vector = invalid)",
+        ),
+        "edge": TaskSpec(
+            name="edge", kind="binary", channels=1,
+            loss="balanced_bce", loss_kwargs=_frozen(pos_weight=0.95, ignore_index=255), weight=50.0,
+            metric="boundary", activation="sigmoid", ignore_value=255, interpolation="nearest",
+            higher_is_better=True,
+            visual="probability",
+            ros=RosOutput("boundary", ("mono8", "32FC1")),
+            description="object boundaries, probability",
+        ),
+        "human_parts": TaskSpec(
+            name="human_parts", kind="labels", channels=None,
+            loss="cross_entropy", loss_kwargs=_frozen(ignore_index=255), weight=2.0,
+            metric="miou", activation="argmax", ignore_value=255, interpolation="nearest",
+            higher_is_better=True,
+            visual="labels",
+            ros=RosOutput("human_parts", ("mono8", "mono16"), color_topic="human_parts/color"),
+            description="human part parsing, class ids (0 = background; 255 = ignore)",
+        ),
+        "sal": TaskSpec(
+            name="sal", kind="binary", channels=2,
+            loss="balanced_ce", loss_kwargs=_frozen(ignore_index=255), weight=5.0,
+            metric="maxf", activation="softmax_fg", ignore_value=255, interpolation="nearest",
+            higher_is_better=True,
+            visual="probability",
+            ros=RosOutput("saliency", ("mono8", "32FC1")),
+            description="saliency, foreground probability",
+        ),
+    }
+)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    tasks: tuple[str, ...]
+    num_classes: Mapping[str, int]
+    input_size: tuple[int, int]  # (H, W) the peers train and test at
+    boundary_max_dist: float  # SEISM/BSDS matching tolerance, fraction of the image diagonal
+    class_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+NYUD_CLASSES = (
+    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
+    "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror",
+    "floor mat", "clothes", "ceiling", "books", "refridgerator", "television", "paper", "towel",
+    "shower curtain", "box", "whiteboard", "person", "night stand", "toilet", "sink", "lamp",
+    "bathtub", "bag", "otherstructure", "otherfurniture", "otherprop",
+)
+PASCAL_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+PASCAL_PART_CLASSES = ("background", "head", "torso", "upper arm", "lower arm", "upper leg", "lower leg")
+
+DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
+    {
+        "nyud": DatasetSpec(
+            name="nyud", tasks=("semseg", "depth", "normals", "edge"),
+            num_classes=MappingProxyType({"semseg": 40}), input_size=(448, 576),
+            boundary_max_dist=0.011,
+            class_names=MappingProxyType({"semseg": NYUD_CLASSES}),
+        ),
+        "pascal": DatasetSpec(
+            name="pascal", tasks=("semseg", "human_parts", "sal", "normals", "edge"),
+            num_classes=MappingProxyType({"semseg": 21, "human_parts": 7}), input_size=(512, 512),
+            boundary_max_dist=0.0075,
+            class_names=MappingProxyType({"semseg": PASCAL_CLASSES, "human_parts": PASCAL_PART_CLASSES}),
+        ),
+        # Synthetic indoor scenes (mtlsi-synth) are written in the NYUD-MT layout with NYUD's 40 classes.
+        "synth": DatasetSpec(
+            name="synth", tasks=("semseg", "depth", "normals", "edge"),
+            num_classes=MappingProxyType({"semseg": 40}), input_size=(448, 576),
+            boundary_max_dist=0.011,
+            class_names=MappingProxyType({"semseg": NYUD_CLASSES}),
+        ),
+    }
+)
+
+
+def get_task(name: str) -> TaskSpec:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise KeyError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}") from None
+
+
+def task_channels(tasks: tuple[str, ...] | list[str], dataset: str) -> dict[str, int]:
+    """Output channels per task for a dataset, in task order."""
+    ds = get_dataset(dataset)
+    return {t: get_task(t).num_channels(ds) for t in tasks}
+
+
+def activate(raw: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Apply each task's output activation to a dict of raw outputs keyed by task."""
+    return {t: get_task(t).activate(x) for t, x in raw.items()}

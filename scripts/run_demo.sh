@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Run the demo against the colcon-installed package: the node in its own process, a synthetic camera over DDS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck disable=SC1091
+source .venv/bin/activate
+# shellcheck disable=SC1091
+source install/setup.bash
+export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+exec install/mtlsi_ros/lib/mtlsi_ros/mtlsi_demo --out demo_output "$@"
