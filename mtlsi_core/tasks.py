@@ -89,6 +89,8 @@ class TaskSpec:
     visual: str  # colour visualisation in mtlsi_core.viz.VISUALS: "labels", "depth", "normals", "probability"
     ros: RosOutput
     description: str = ""
+    # extra keyword arguments of the metric (``mtlsi_core.metrics.METRICS[metric](task, dataset, **metric_kwargs)``)
+    metric_kwargs: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
     def num_channels(self, dataset: "DatasetSpec | str") -> int:
         if self.channels is not None:
@@ -152,6 +154,8 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             visual="labels",
             ros=RosOutput("human_parts", ("mono8", "mono16"), color_topic="human_parts/color"),
             description="human part parsing, class ids (0 = background; 255 = ignore)",
+            # InvPT/ATRC ignore images without any part annotation (all 0/255) when scoring parts
+            metric_kwargs=_frozen(skip_images_without_foreground=True),
         ),
         "sal": TaskSpec(
             name="sal", kind="binary", channels=2,
