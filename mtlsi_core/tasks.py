@@ -178,6 +178,9 @@ class DatasetSpec:
     input_size: tuple[int, int]  # (H, W) the peers train and test at
     boundary_max_dist: float  # SEISM/BSDS matching tolerance, fraction of the image diagonal
     class_names: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Rotation taking the dataset's stored normals into the camera optical frame (x right, y down, z forward),
+    # the frame the network predicts and the ROS node publishes. Rows: optical axes in stored coordinates.
+    normals_to_optical: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 
 
 NYUD_CLASSES = (
@@ -201,6 +204,10 @@ DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
             num_classes=MappingProxyType({"semseg": 40}), input_size=(448, 576),
             boundary_max_dist=0.011,
             class_names=MappingProxyType({"semseg": NYUD_CLASSES}),
+            # NYUDv2 normals are stored as (x right, y away from the camera, z up): on the real frames in
+            # shared/data/nyud_real_samples the floor decodes to (0, -0.18, 0.98) and walls facing the camera to
+            # y < 0. Optical = (x, -z, y). Angular errors are unchanged by the rotation, so benchmark metrics are too.
+            normals_to_optical=((1.0, 0.0, 0.0), (0.0, 0.0, -1.0), (0.0, 1.0, 0.0)),
         ),
         "pascal": DatasetSpec(
             name="pascal", tasks=("semseg", "human_parts", "sal", "normals", "edge"),

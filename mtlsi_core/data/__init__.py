@@ -1,0 +1,43 @@
+"""Datasets (NYUD-MT, PASCAL-Context, synthetic scenes), augmentation and the synthetic scene generator.
+
+    ds = build_dataset(cfg, "train")               # cfg.data.dataset: "nyud" | "synth" | "pascal"
+    loader = DataLoader(ds, batch_size=8, collate_fn=collate, worker_init_fn=worker_init, num_workers=2)
+    image, gt = ds.load_raw(i)                    # original-resolution numpy ground truth for metrics
+    pred_orig = restore_prediction("depth", pred, sample["meta"])
+
+No ROS imports here (mtlsi_core stays ROS-free).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from mtlsi_core.data.base import MultiTaskDataset, collate, worker_init
+from mtlsi_core.data.errors import DatasetError
+from mtlsi_core.data.nyud import NYUDMT
+from mtlsi_core.data.pascal import PascalContext
+from mtlsi_core.data.transforms import EvalTransform, TrainTransform, restore_prediction, target_layout
+
+if TYPE_CHECKING:
+    from mtlsi_core.config import Config
+
+# cfg.data.dataset -> dataset class ("synth" is written in the NYUD-MT layout by mtlsi-synth)
+DATASET_CLASSES: dict[str, type[MultiTaskDataset]] = {"nyud": NYUDMT, "synth": NYUDMT, "pascal": PascalContext}
+
+
+def build_dataset(cfg: "Config", split: str, root: str | None = None, train: bool | None = None) -> MultiTaskDataset:
+    """The dataset of ``cfg.data`` for ``split``; ``root`` overrides ``cfg.data.root``; ``train`` (default: whether
+    ``split`` is ``cfg.data.train_split``) selects the augmenting transform."""
+    data = cfg.data
+    root = root if root is not None else data.root
+    if root is None:
+        raise DatasetError(f"no dataset folder for {data.dataset!r}: set data.root in the config or pass --data DIR")
+    if train is None:
+        train = split == data.train_split
+    transform = TrainTransform.from_config(data) if train else EvalTransform.from_config(data)
+    return DATASET_CLASSES[data.dataset](root, split, data.tasks, transform, dataset=data.dataset)
+
+
+__all__ = [
+    "DATASET_CLASSES", "DatasetError", "EvalTransform", "MultiTaskDataset", "NYUDMT", "PascalContext",
+    "TrainTransform", "build_dataset", "collate", "restore_prediction", "target_layout", "worker_init",
+]
