@@ -24,6 +24,11 @@ pip_install() {
 }
 pip_install -r requirements.lock
 pip_install --no-deps -r requirements-nodeps.txt
-pip_install --no-deps -e .
+# setup.cfg sends scripts to lib/mtlsi_ros (where `ros2 run` looks, for colcon); in the venv they belong in bin/.
+venv_cfg=$(mktemp)
+printf '[develop]\nscript_dir=$base/bin\n[install]\ninstall_scripts=$base/bin\n' > "$venv_cfg"
+DIST_EXTRA_CONFIG=$venv_cfg pip_install --no-deps -e .
+rm -f "$venv_cfg"
+rm -rf "$VENV/lib/mtlsi_ros"  # scripts of an install made without the override
 echo "$want" > "$STAMP"
 echo "[setup] done: $("$VENV/bin/python" -c 'import torch, rclpy, transformers; print("torch", torch.__version__, "| transformers", transformers.__version__)')"
