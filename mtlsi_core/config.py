@@ -48,6 +48,10 @@ class DataConfig(StrictModel):
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     num_workers: int = Field(default=2, ge=0)
+    # Focal length (pixels) of the training images at augmentation scale 1: the camera the depth head learns
+    # (training divides depth by the zoom). With it, runtimes turn depth into metres for any camera whose
+    # focal length is known (camera_info K[0]) and for the resize to the network input; None: depth as predicted.
+    canonical_focal: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":

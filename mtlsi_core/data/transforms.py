@@ -31,14 +31,15 @@ import cv2
 import numpy as np
 import torch
 
-from mtlsi_core.tasks import get_task
+from mtlsi_core.tasks import TASKS, get_task
 
 # How a target transforms geometrically beyond being resampled:
+# Both tables are views of the task registry (TaskSpec.zoom_exponent, TaskSpec.hflip_negate).
 # ZOOM_EXPONENT: when the image is enlarged by s, the target is multiplied by s ** exponent (depth: an image
 # enlarged by s shows the scene as if it were s times closer).
-ZOOM_EXPONENT: Mapping[str, float] = {"depth": -1.0}
+ZOOM_EXPONENT: Mapping[str, float] = {t: s.zoom_exponent for t, s in TASKS.items() if s.zoom_exponent}
 # HFLIP_NEGATE: channels whose sign flips with a horizontal mirror (x of vectors in the optical frame).
-HFLIP_NEGATE: Mapping[str, tuple[int, ...]] = {"normals": (0,)}
+HFLIP_NEGATE: Mapping[str, tuple[int, ...]] = {t: s.hflip_negate for t, s in TASKS.items() if s.hflip_negate}
 
 _CV2_INTER = {"nearest": cv2.INTER_NEAREST, "bilinear": cv2.INTER_LINEAR}
 

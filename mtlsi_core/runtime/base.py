@@ -14,15 +14,24 @@ dict per image, keyed by task, in physical units (see ``mtlsi_core.tasks``):
 
 ``output_size`` is "input" (each image's own size, the default), "network" (the model's input size), or an
 explicit (H, W).
+
+Backends implement two steps, which ``infer`` chains with the shared pre/post-processing of
+``mtlsi_core.runtime.processing``:
+
+    prepare(images) -> the backend's uint8 (B, H, W, 3) batch at the network size
+    run(batch)      -> {task: (B, ...) activated outputs at network resolution} (model only; synchronous)
+
+Benchmarks time ``run`` alone (model-only figures) and ``infer`` (end to end).
 """
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Sequence, Union
+from typing import Any, Mapping, Sequence, Union
 
 import numpy as np
+import torch
 
 from mtlsi_core.tasks import get_task, task_channels
 
@@ -39,6 +48,11 @@ class RuntimeInfo:
     tasks: tuple[str, ...]
     dataset: str
     notes: list[str] = field(default_factory=list)  # e.g. "CUDA requested but not available: running on CPU"
+    options: dict[str, Any] = field(default_factory=dict)  # backend details: providers, compile, engine path ...
+
+
+class ModelFileError(RuntimeError):
+    """A model file (checkpoint, ONNX, engine) is missing, corrupt or lacks what the backend needs; names the file."""
 
 def check_images(images: Sequence[np.ndarray]) -> None:
     """Validate a batch before it reaches the network; raise ValueError naming the offending image."""
@@ -67,11 +81,12 @@ def label_dtype(num_classes: int) -> np.dtype:
     return np.dtype(np.uint8) if num_classes <= 255 else np.dtype(np.uint16)
 
 class Runtime(ABC):
-    """Base class of inference backends. Subclasses implement ``infer``."""
+    """Base class of inference backends. Subclasses implement ``info``, ``prepare`` and ``run``."""
 
     def __init__(self, tasks: Sequence[str], dataset: str, input_size: tuple[int, int],
-                 mean: Sequence[float], std: Sequence[float]):
+                 mean: Sequence[float], std: Sequence[float], canonical_focal: float | None = None):
         self.tasks = tuple(tasks)
+        self.canonical_focal = float(canonical_focal) if canonical_focal else None
         self.dataset = dataset
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.mean = tuple(float(m) for m in mean)
@@ -85,8 +100,51 @@ class Runtime(ABC):
         ...
 
     @abstractmethod
-    def infer(self, images: Sequence[np.ndarray], output_size: OutputSize = "input") -> list[dict[str, np.ndarray]]:
-        ...
+    def prepare(self, images: Sequence[np.ndarray]) -> Any:
+        """Validated uint8 RGB images -> the backend's (B, H, W, 3) uint8 batch at the network size."""
+
+    @abstractmethod
+    def run(self, batch: Any) -> Mapping[str, torch.Tensor]:
+        """Network only: prepared batch -> {task: activated (B, ...) tensor at network resolution}, computation done."""
+
+    def infer(self, images: Sequence[np.ndarray], output_size: OutputSize = "input",
+              focal_lengths: Sequence[float | None] | None = None) -> list[dict[str, np.ndarray]]:
+        """Run the network on ``images``. ``focal_lengths``: each image's horizontal focal length in pixels at its
+        own resolution (camera_info K[0]), or None where unknown; see ``zoom_factors``."""
+        from mtlsi_core.runtime.processing import apply_zoom, finalize_outputs
+
+        check_images(images)
+        if focal_lengths is not None and len(focal_lengths) != len(images):
+            raise ValueError(f"focal_lengths has {len(focal_lengths)} entries for {len(images)} images")
+        sizes = [resolve_output_size(output_size, img.shape[:2], self.input_size) for img in images]
+        preds = self.run(self.prepare(images))
+        zooms = self.zoom_factors(images, focal_lengths)
+        if zooms is not None:
+            preds = apply_zoom(preds, zooms)
+        return finalize_outputs(preds, self.tasks, sizes, self.label_dtypes)
+
+    def zoom_factors(self, images: Sequence[np.ndarray],
+                     focal_lengths: Sequence[float | None] | None) -> list[float] | None:
+        """How much larger each image looks to the network than a training image at scale 1.
+
+        An image of focal length f (pixels) and width W, resized to the network width W_n, has focal length
+        f * W_n / W; the network learned the camera of ``canonical_focal``, so the scene looks
+        zoom = f * W_n / (W * canonical_focal) times closer and zoom-dependent targets (depth) are corrected by
+        zoom ** -exponent. Unknown focal length, or a model without ``canonical_focal``: zoom 1 (the camera is
+        assumed to match the training camera at the network size). None when no correction applies.
+        """
+        if self.canonical_focal is None or focal_lengths is None or all(f is None for f in focal_lengths):
+            return None
+        w_net = self.input_size[1]
+        zooms = []
+        for img, f in zip(images, focal_lengths):
+            if f is None:
+                zooms.append(1.0)
+                continue
+            if not np.isfinite(f) or f <= 0:
+                raise ValueError(f"focal length must be a positive number of pixels, got {f!r}")
+            zooms.append(float(f) * w_net / (img.shape[1] * self.canonical_focal))
+        return zooms
 
     def warmup(self, iterations: int = 2) -> None:
         dummy = np.zeros((*self.input_size, 3), np.uint8)
@@ -95,3 +153,9 @@ class Runtime(ABC):
 
     def close(self) -> None:
         """Release device memory (the node calls this on deactivate / cleanup)."""
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,127 +1,183 @@
-"""PyTorch runtime: pre-processing, network, activation and resizing all on the device."""
+"""PyTorch runtime: pre-processing, network, activation and resizing all on the device.
+
+Options (``create_runtime("torch", ckpt, device, precision, **options)``):
+
+    compile        False | True | a ``torch.compile`` mode ("default", "max-autotune-no-cudagraphs", ...) | a dict
+                   of ``torch.compile`` keyword arguments (e.g. {"backend": "aot_eager"}); always dynamic=False
+    channels_last  run convolutions in NHWC memory format
+    cuda_graphs    capture the network once per batch size in a CUDA graph and replay it (CUDA only;
+                   ignored with a note on CPU). Combine with ``compile`` for the lowest latency.
+
+Precision: fp32, bf16 (autocast, CPU and CUDA) and fp16 (autocast, CUDA; CPU runs fp32 with a note).
+"""
 from __future__ import annotations
 
 import logging
+import threading
 from contextlib import nullcontext
-from typing import Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from mtlsi_core.runtime.base import OutputSize, Runtime, RuntimeInfo, check_images, resolve_output_size
-from mtlsi_core.tasks import get_task
+from mtlsi_core.runtime.base import Runtime, RuntimeInfo
+from mtlsi_core.runtime.processing import InferenceModule, prepare_batch, resize_prediction
 
 log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+OPTIONS = ("compile", "channels_last", "cuda_graphs")
+
+__all__ = ["OPTIONS", "TorchRuntime", "check_precision", "resize_prediction", "resolve_device"]
 
 
 def resolve_device(device: str, notes: list[str]) -> torch.device:
     """'cuda' falls back to CPU (with a note) where CUDA is absent."""
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         msg = f"device {device!r} requested but CUDA is not available: running on CPU"
         log.warning(msg)
         notes.append(msg)
         return torch.device("cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) present")
     return dev
 
 
-def resize_prediction(task: str, pred: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize one activated prediction (H, W) or (3, H, W) to ``size`` the way its task says."""
-    if tuple(pred.shape[-2:]) == tuple(size):
-        return pred
-    spec = get_task(task)
-    x = pred[None, None] if pred.ndim == 2 else pred[None]
-    if spec.interpolation == "nearest":
-        out = F.interpolate(x.float(), size=size, mode="nearest").to(pred.dtype)
+def check_precision(precision: str) -> str:
+    if precision not in _DTYPES:
+        raise ValueError(f"precision must be one of {', '.join(_DTYPES)}, got {precision!r}")
+    return precision
+
+
+def _compile_options(compile: bool | str | Mapping[str, Any]) -> dict[str, Any] | None:
+    if compile is False or compile is None:
+        return None
+    if compile is True:
+        opts: dict[str, Any] = {"mode": "default"}
+    elif isinstance(compile, str):
+        opts = {"mode": compile}
+    elif isinstance(compile, Mapping):
+        opts = dict(compile)
     else:
-        out = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False)
-        if spec.visual == "normals":
-            out = F.normalize(out, dim=1, eps=1e-12)
-    return out[0, 0] if pred.ndim == 2 else out[0]
+        raise ValueError(f"compile must be a bool, a torch.compile mode or a dict of options, got {compile!r}")
+    opts.setdefault("dynamic", False)  # the network size is static; batch sizes recompile once each
+    return opts
+
+
+class _CudaGraphed:
+    """Replays ``fn`` from a CUDA graph captured once per input batch size (static input/output buffers)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], amp: Callable[[], Any],
+                 warmup: int = 3):
+        self.fn, self.amp, self.warmup = fn, amp, warmup
+        self.graphs: dict[tuple[int, ...], tuple[torch.cuda.CUDAGraph, torch.Tensor, tuple[torch.Tensor, ...]]] = {}
+
+    def _capture(self, x: torch.Tensor):
+        static_in = x.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side), torch.inference_mode(), self.amp():
+            for _ in range(self.warmup):  # compiles / autotunes before capture
+                self.fn(static_in)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph), torch.inference_mode(), self.amp():
+            static_out = self.fn(static_in)
+        log.info("captured a CUDA graph for input %s", tuple(x.shape))
+        return graph, static_in, static_out
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        key = tuple(x.shape)
+        if key not in self.graphs:
+            self.graphs[key] = self._capture(x)
+        graph, static_in, static_out = self.graphs[key]
+        static_in.copy_(x)
+        graph.replay()
+        return static_out  # overwritten by the next replay: the caller copies out under the runtime's lock
 
 
 class TorchRuntime(Runtime):
     def __init__(self, model: torch.nn.Module, tasks: Sequence[str], dataset: str, input_size: tuple[int, int],
                  mean: Sequence[float], std: Sequence[float], device: str = "cpu", precision: str = "fp32",
-                 channels_last: bool = False):
-        super().__init__(tasks, dataset, input_size, mean, std)
-        if precision not in _DTYPES:
-            raise ValueError(f"precision must be one of {', '.join(_DTYPES)}, got {precision!r}")
+                 channels_last: bool = False, compile: bool | str | Mapping[str, Any] = False,
+                 cuda_graphs: bool = False, canonical_focal: float | None = None):
+        super().__init__(tasks, dataset, input_size, mean, std, canonical_focal)
+        check_precision(precision)
         self._notes: list[str] = []
         self.device = resolve_device(device, self._notes)
         if self.device.type == "cpu" and precision == "fp16":
             self._notes.append("fp16 on CPU is slow and inexact: using fp32")
             precision = "fp32"
         self.precision = precision
-        self.model = model.eval().to(self.device)
-        self.channels_last = channels_last
-        if channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self._mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1) * 255.0
-        self._std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1) * 255.0
+        self.channels_last = bool(channels_last)
+        model = model.eval().to(self.device)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.module = InferenceModule(model, self.tasks, self.mean, self.std, channels_last=self.channels_last)
+        self.module = self.module.to(self.device).eval()
+        self.compile_options = _compile_options(compile)
+        fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] = self.module
+        if self.compile_options is not None:
+            fn = torch.compile(self.module, **self.compile_options)
+        self.cuda_graphs = bool(cuda_graphs) and self.device.type == "cuda"
+        if cuda_graphs and not self.cuda_graphs:
+            self._notes.append("CUDA graphs need a CUDA device: not used")
+        if self.cuda_graphs:
+            fn = _CudaGraphed(fn, self._amp)
+        self._fn = fn
+        self._lock = threading.Lock()
 
     @classmethod
-    def from_checkpoint(cls, path: str, device: str = "cpu", precision: str = "fp32", **kw) -> "TorchRuntime":
+    def from_checkpoint(cls, path: str, device: str = "cpu", precision: str = "fp32", **kw: Any) -> "TorchRuntime":
         from mtlsi_core.models import load_model_from_checkpoint
 
         model, cfg = load_model_from_checkpoint(path)
         return cls(model, cfg.data.tasks, cfg.data.dataset, cfg.data.input_size, cfg.data.mean, cfg.data.std,
-                   device=device, precision=precision, **kw)
+                   device=device, precision=precision, canonical_focal=cfg.data.canonical_focal, **kw)
 
     @property
     def info(self) -> RuntimeInfo:
         return RuntimeInfo("torch", str(self.device), self.precision, self.input_size, self.tasks, self.dataset,
-                           list(self._notes))
+                           list(self._notes), {"compile": self.compile_options, "channels_last": self.channels_last,
+                                               "cuda_graphs": self.cuda_graphs, "torch": torch.__version__})
 
-    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """uint8 RGB images of any sizes -> normalised (B, 3, H, W) float batch at the network size."""
-        h, w = self.input_size
-        batch = []
-        for img in images:
-            t = torch.from_numpy(np.ascontiguousarray(img)).to(self.device, non_blocking=True)
-            t = t.permute(2, 0, 1)[None].float()
-            if tuple(t.shape[-2:]) != (h, w):
-                down = t.shape[-2] > h or t.shape[-1] > w
-                t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=down)
-            batch.append(t)
-        x = torch.cat(batch, 0)
-        x = (x - self._mean) / self._std
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x
+    def _amp(self):
+        if self.precision == "fp32":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
+
+    def prepare(self, images: Sequence[np.ndarray]) -> torch.Tensor:
+        return prepare_batch(images, self.input_size, self.device)
 
     @torch.inference_mode()
-    def forward_activated(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Normalised batch -> activated predictions at network resolution (float32 / int64), on the device."""
-        amp = (torch.autocast(self.device.type, dtype=_DTYPES[self.precision])
-               if self.precision != "fp32" else nullcontext())
-        with amp:
-            raw = self.model(x)["final"]
-        return {t: get_task(t).activate(raw[t].float()) for t in self.tasks}
+    def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
+        with self._amp():
+            outs = self._fn(batch)
+        return dict(zip(self.tasks, outs))
+
+    def run(self, batch: torch.Tensor) -> Mapping[str, torch.Tensor]:
+        if self._fn is None:
+            raise RuntimeError("the torch runtime was closed")
+        with self._lock:
+            out = self._forward(batch)
+            if self.cuda_graphs:
+                out = {t: v.clone() for t, v in out.items()}
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+        return out
 
     @torch.inference_mode()
-    def infer(self, images: Sequence[np.ndarray], output_size: OutputSize = "input") -> list[dict[str, np.ndarray]]:
-        check_images(images)
-        preds = self.forward_activated(self.preprocess(images))
-        results = []
-        for i, img in enumerate(images):
-            size = resolve_output_size(output_size, img.shape[:2], self.input_size)
-            out = {}
-            for t in self.tasks:
-                p = resize_prediction(t, preds[t][i], size)
-                if t in self.label_dtypes:
-                    out[t] = p.to(torch.int32).cpu().numpy().astype(self.label_dtypes[t])
-                elif p.ndim == 3:  # (3, H, W) -> (H, W, 3)
-                    out[t] = p.permute(1, 2, 0).contiguous().cpu().numpy().astype(np.float32)
-                else:
-                    out[t] = p.cpu().numpy().astype(np.float32)
-            results.append(out)
-        return results
+    def infer(self, images: Sequence[np.ndarray], output_size: Any = "input",
+              focal_lengths: Sequence[float | None] | None = None) -> list[dict[str, np.ndarray]]:
+        return super().infer(images, output_size, focal_lengths)
 
     def close(self) -> None:
         self.model.to("cpu")
+        self._fn = self.module = None  # type: ignore[assignment]
         if self.device.type == "cuda":
             torch.cuda.empty_cache()

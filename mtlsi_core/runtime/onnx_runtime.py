@@ -1,0 +1,188 @@
+"""ONNX Runtime backend: runs an ONNX file written by ``mtlsi-export`` (or exports a checkpoint on first use).
+
+``model_path``: an ``.onnx`` from ``mtlsi-export --format onnx`` (its metadata says tasks, dataset, input size,
+normalisation), or an mtlsi checkpoint ``.pt``, which is exported once to ``<checkpoint>.onnx`` beside it
+(or under ``~/.cache/mtlsi/onnx`` where that folder is read-only) and re-exported when the checkpoint changes.
+
+Options: ``providers`` (ORT execution providers, default CPU, or CUDA then CPU for a CUDA device),
+``intra_op_threads`` (default: physical cores), ``optimized_model_path`` (save ORT's optimised graph there),
+``graph_optimization`` ("all", "extended", "basic", "disable"), ``cache_dir`` (for exports of checkpoints),
+``allow_spinning`` (default False: ORT's worker threads then sleep instead of spinning while they wait; on the
+shared 2-core machine under load 5 spinning made the edge model 1.7x slower, p50 157 vs 93 ms).
+
+Precision: the ONNX graph is fp32. fp16 is applied only through the TensorRT execution provider
+(``trt_fp16_enable``); otherwise fp16/bf16 requests run fp32 with a note (fp16 does not help on CPU).
+Pre/post-processing uses the shared torch ops of ``processing`` on the CPU.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from mtlsi_core.runtime.base import ModelFileError, Runtime, RuntimeInfo
+from mtlsi_core.runtime.meta import INPUT_NAME, ModelMeta
+from mtlsi_core.runtime.processing import prepare_batch
+
+log = logging.getLogger(__name__)
+
+OPTIONS = ("providers", "intra_op_threads", "optimized_model_path", "graph_optimization", "cache_dir",
+           "allow_spinning")
+_CPU, _CUDA, _TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
+_PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def physical_cores() -> int:
+    """Physical cores usable by this process (logical CPUs where the count of physical ones is unknown)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 1
+    try:
+        import psutil
+
+        phys = psutil.cpu_count(logical=False) or usable
+    except ImportError:
+        phys = usable
+    return max(1, min(phys, usable))
+
+
+def _graph_level(name: str):
+    import onnxruntime as ort
+
+    levels = {"all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL, "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC, "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL}
+    if name not in levels:
+        raise ValueError(f"graph_optimization must be one of {', '.join(levels)}, got {name!r}")
+    return levels[name]
+
+
+def select_providers(device: str, precision: str, requested: Sequence[Any] | None, available: Sequence[str],
+                     notes: list[str]) -> list[Any]:
+    """Execution providers (names or (name, options)) for a device, keeping only installed ones (with notes)."""
+    try:
+        dev = torch.device(device) if device else torch.device("cpu")
+    except RuntimeError:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from None
+    device_id = dev.index or 0
+    if requested is None:
+        requested = [_CPU] if dev.type == "cpu" else [_CUDA, _CPU]
+    chosen: list[Any] = []
+    for p in requested:
+        name, opts = (p, {}) if isinstance(p, str) else (p[0], dict(p[1]))
+        if name not in available:
+            msg = f"ONNX Runtime execution provider {name} is not installed (available: {', '.join(available)})"
+            log.warning(msg)
+            notes.append(msg)
+            continue
+        if name in (_CUDA, _TRT):
+            opts.setdefault("device_id", device_id)
+        if name == _TRT and precision == "fp16":
+            opts.setdefault("trt_fp16_enable", True)
+        chosen.append((name, opts) if opts else name)
+    if not any((c if isinstance(c, str) else c[0]) == _CPU for c in chosen):
+        chosen.append(_CPU)
+    if dev.type == "cuda" and [c for c in chosen if (c if isinstance(c, str) else c[0]) != _CPU] == []:
+        msg = f"device {device!r} requested but no CUDA execution provider is available: running on CPU"
+        log.warning(msg)
+        notes.append(msg)
+    return chosen
+
+
+class OrtRuntime(Runtime):
+    def __init__(self, onnx_path: str | os.PathLike, device: str = "cpu", precision: str = "fp32",
+                 providers: Sequence[Any] | None = None, intra_op_threads: int | None = None,
+                 optimized_model_path: str | os.PathLike | None = None, graph_optimization: str = "all",
+                 allow_spinning: bool = False):
+        import onnxruntime as ort
+
+        if precision not in _PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}, got {precision!r}")
+        path = Path(onnx_path)
+        if not path.is_file():
+            raise ModelFileError(f"ONNX file not found: {path}")
+        self.path = path
+        self._notes: list[str] = []
+        chosen = select_providers(device, precision, providers, ort.get_available_providers(), self._notes)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = _graph_level(graph_optimization)
+        so.intra_op_num_threads = int(intra_op_threads) if intra_op_threads else physical_cores()
+        so.log_severity_level = 3
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
+        if optimized_model_path is not None:
+            so.optimized_model_filepath = str(optimized_model_path)
+        try:
+            self.session = ort.InferenceSession(str(path), so, providers=chosen)
+        except Exception as e:  # ORT raises InvalidProtobuf / Fail / InvalidGraph ...
+            raise ModelFileError(f"{path}: ONNX Runtime cannot load it: {type(e).__name__}: {e}") from None
+        meta = ModelMeta.from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
+        super().__init__(meta.tasks, meta.dataset, meta.input_size, meta.mean, meta.std, meta.canonical_focal)
+        self.meta = meta
+        self._check_signature()
+        active = self.session.get_providers()
+        on_gpu = any(p in (_CUDA, _TRT) for p in active)
+        self.device = torch.device(device) if on_gpu else torch.device("cpu")
+        self.precision = "fp16" if (precision == "fp16" and _TRT in active) else "fp32"
+        if precision != self.precision:
+            self._notes.append(f"precision {precision} is not available with providers {', '.join(active)}: "
+                               "running the fp32 graph")
+        self.providers = active
+        self.intra_op_threads = so.intra_op_num_threads
+        self.allow_spinning = bool(allow_spinning)
+
+    def _check_signature(self) -> None:
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].type != "tensor(uint8)":
+            raise ModelFileError(f"{self.path}: expected one uint8 input {INPUT_NAME!r}, got "
+                                 f"{[(i.name, i.type) for i in inputs]}")
+        shape = inputs[0].shape
+        if len(shape) != 4 or tuple(shape[1:]) != (*self.input_size, 3):
+            raise ModelFileError(f"{self.path}: input shape {shape} does not match the metadata's input size "
+                                 f"{self.input_size} (expected [B, {self.input_size[0]}, {self.input_size[1]}, 3])")
+        self.static_batch = shape[0] if isinstance(shape[0], int) else None
+        names = {o.name for o in self.session.get_outputs()}
+        missing = [t for t in self.tasks if t not in names]
+        if missing:
+            raise ModelFileError(f"{self.path}: outputs for tasks {missing} are missing (outputs: {sorted(names)})")
+
+    @classmethod
+    def from_path(cls, model_path: str, device: str = "cpu", precision: str = "fp32",
+                  cache_dir: str | os.PathLike | None = None, **kw: Any) -> "OrtRuntime":
+        path = Path(model_path)
+        if path.suffix in (".pt", ".pth"):
+            from mtlsi_core.runtime.export import ensure_onnx
+
+            path = ensure_onnx(path, cache_dir=cache_dir)
+        return cls(path, device=device, precision=precision, **kw)
+
+    @property
+    def info(self) -> RuntimeInfo:
+        return RuntimeInfo("onnx", str(self.device), self.precision, self.input_size, self.tasks, self.dataset,
+                           list(self._notes), {"providers": list(self.providers), "model": str(self.path),
+                                               "intra_op_threads": self.intra_op_threads,
+                                               "allow_spinning": self.allow_spinning,
+                                               "exporter": self.meta.exporter, "static_batch": self.static_batch})
+
+    def prepare(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return prepare_batch(images, self.input_size, "cpu").numpy()
+
+    def _run_chunk(self, batch: np.ndarray) -> list[np.ndarray]:
+        n = batch.shape[0]
+        if self.static_batch is not None and n != self.static_batch:
+            pad = np.zeros((self.static_batch - n, *batch.shape[1:]), batch.dtype)
+            outs = self.session.run(list(self.tasks), {INPUT_NAME: np.concatenate([batch, pad])})
+            return [o[:n] for o in outs]
+        return self.session.run(list(self.tasks), {INPUT_NAME: batch})
+
+    def run(self, batch: np.ndarray) -> Mapping[str, torch.Tensor]:
+        step = self.static_batch or batch.shape[0]
+        chunks = [self._run_chunk(batch[i:i + step]) for i in range(0, batch.shape[0], step)]
+        outs = [np.concatenate(parts) if len(parts) > 1 else parts[0] for parts in zip(*chunks)]
+        return {t: torch.from_numpy(o) for t, o in zip(self.tasks, outs)}
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]
