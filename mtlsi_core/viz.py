@@ -43,8 +43,12 @@ def colorize_depth(depth: np.ndarray, vmin: float | None = None, vmax: float | N
     valid = np.isfinite(d) & (d > 0)
     if not valid.any():
         return np.zeros(d.shape + (3,), np.uint8)
-    lo = float(np.percentile(d[valid], 2)) if vmin is None else vmin
-    hi = float(np.percentile(d[valid], 98)) if vmax is None else vmax
+    if vmin is None or vmax is None:
+        # robust range from a strided subsample (every 4th pixel each way: 16x cheaper, same look)
+        sub = d[::4, ::4][valid[::4, ::4]]
+        p2, p98 = np.percentile(sub if sub.size else d[valid], [2, 98])
+    lo = float(p2) if vmin is None else vmin
+    hi = float(p98) if vmax is None else vmax
     hi = max(hi, lo + 1e-6)
     norm = np.clip((np.where(valid, d, lo) - lo) / (hi - lo), 0, 1)
     g = (255 * (1.0 - norm)).astype(np.uint8)  # near -> high index (red in turbo)

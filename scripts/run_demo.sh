@@ -8,4 +8,8 @@ source .venv/bin/activate
 source install/setup.bash
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# Shared memory + UDP loopback for Fast DDS: on the LOCALHOST range alone, best-effort images >= 640x480 lose
+# fragments over UDP loopback (config/fastdds_localhost_shm.xml explains).
+export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$PWD/config/fastdds_localhost_shm.xml}
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # no busy-waiting OpenMP threads on a shared CPU
 exec install/mtlsi_ros/lib/mtlsi_ros/mtlsi_demo --out demo_output "$@"

@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 source .venv/bin/activate
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+# Shared memory + UDP loopback for Fast DDS: on the LOCALHOST range alone, best-effort images >= 640x480 lose
+# fragments over UDP loopback (config/fastdds_localhost_shm.xml explains).
+export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$PWD/config/fastdds_localhost_shm.xml}
 # OpenMP threads that spin while waiting make torch 10-50x slower on a loaded shared CPU (measured: tiny model
 # 50 ms -> 0.2-7 s per image at load 6 on 2 cores); tests favour passive waiting over idle-machine latency.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}

@@ -1,0 +1,209 @@
+"""The perception node's parameters: one table (name, default, description, check), declared with descriptors
+and validated in ``on_configure`` so that a bad value fails the transition with a message instead of killing
+the process.
+
+Parameters are declared with ``dynamic_typing`` so a wrongly typed value from a params file or ``-p`` reaches
+our validation (and its message) instead of raising in the constructor. Values are read at configure time:
+change them in the unconfigured state (or cleanup, set, configure).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from mtlsi_core.runtime import BACKENDS
+from mtlsi_core.tasks import TASKS, get_task
+
+DEFAULT_MAX_PIXELS = 4096 * 4096
+RELIABILITIES = ("best_effort", "reliable")
+
+
+class ParamError(ValueError):
+    """A parameter value is invalid; the message names the parameter, the value and what is allowed."""
+
+
+def encoding_param(task: str) -> str:
+    """Name of the parameter choosing a task's output encoding (only tasks with several encodings have one)."""
+    return get_task(task).ros.topic.replace("/", "_") + "_encoding"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    kind: type  # bool, int, float, str or list (of str)
+    choices: tuple[Any, ...] | None = None
+    check: Callable[[Any], str | None] | None = None  # returns what is wrong, or None
+
+
+def _positive(v: Any) -> str | None:
+    return None if v > 0 else "must be > 0"
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def _unit(v: Any) -> str | None:
+    return None if 0.0 <= v <= 1.0 else "must be in [0, 1]"
+
+
+def _cameras(v: list[str]) -> str | None:
+    if not v:
+        return "must list at least one camera namespace ('' for the node's own namespace)"
+    if len(set(v)) != len(v):
+        return "lists a camera twice"
+    for ns in v:
+        bad = [c for c in ns.strip("/") if not (c.isalnum() or c in "_/")]
+        if bad or "//" in ns or (ns.strip("/") and ns.strip("/")[0].isdigit()):
+            return f"camera namespace {ns!r} is not a valid ROS name"
+    return None
+
+
+_COMMON: tuple[ParamSpec, ...] = (
+    ParamSpec("autostart", True, "configure and activate on start (for use without a lifecycle manager)", bool),
+    ParamSpec("model_path", "", "model file (checkpoint .pt for torch, .onnx, .engine); empty: the packaged "
+              "demo checkpoint mtlsi_core/weights/synth_edge_lite0.pt", str),
+    ParamSpec("backend", "torch", "inference runtime", str, choices=BACKENDS),
+    ParamSpec("device", "cuda", "'cuda', 'cuda:N' or 'cpu'; CUDA falls back to CPU with a warning where absent", str),
+    ParamSpec("precision", "fp16", "fp16, bf16 or fp32 (CPU runs fp32 whatever is asked)", str,
+              choices=("fp32", "fp16", "bf16")),
+    ParamSpec("warmup", True, "run two dummy inferences in configure", bool),
+    ParamSpec("cameras", [""], "camera namespaces (relative); each has image, camera_info and its own outputs; "
+              "'' = the node's namespace", list, check=_cameras),
+    ParamSpec("input_transport", "raw", "'raw' subscribes <camera>/image (sensor_msgs/Image); 'compressed' "
+              "subscribes <camera>/image/compressed (sensor_msgs/CompressedImage)", str, choices=("raw", "compressed")),
+    ParamSpec("use_camera_info", True, "subscribe <camera>/camera_info and republish it scaled and re-stamped", bool),
+    ParamSpec("output_resolution", "input", "'input': outputs at each image's size; 'network': at the model's "
+              "input size", str, choices=("input", "network")),
+    ParamSpec("max_input_pixels", DEFAULT_MAX_PIXELS, "images with more pixels are refused (drop reason "
+              "too_large); <= 0: no limit", int),
+    ParamSpec("max_output_pixels", DEFAULT_MAX_PIXELS, "outputs larger than this are shrunk (same aspect ratio, "
+              "camera_info scaled to match); <= 0: no limit", int),
+    ParamSpec("publish_color", True, "publish the rgb8 colour topics (computed only while subscribed)", bool),
+    ParamSpec("overlay_alpha", 0.0, "blend label colour images over the input image with this weight of the "
+              "colours (0: colours only)", float, check=_unit),
+    ParamSpec("palette_file", "", "YAML list of [r, g, b] rows (class id = row) for label colour images; "
+              "empty: the built-in palette", str),
+    ParamSpec("min_depth", 0.0, "depth <= this is invalid (NaN), metres", float, check=_non_negative),
+    ParamSpec("max_depth", 0.0, "depth > this is invalid (NaN), metres; 0: no upper limit", float,
+              check=_non_negative),
+    ParamSpec("qos_reliability", "best_effort", "input subscriptions: best_effort or reliable", str,
+              choices=RELIABILITIES),
+    ParamSpec("qos_depth", 1, "input subscriptions: history depth", int, check=_positive),
+    ParamSpec("output_qos_reliability", "reliable", "output publishers: reliable (matches every subscriber) or "
+              "best_effort", str, choices=RELIABILITIES),
+    ParamSpec("output_qos_depth", 1, "output publishers: history depth", int, check=_positive),
+    ParamSpec("process_every_frame", False, "answer every frame in order (rosbag evaluation): reliable keep-all "
+              "input, ordered queue that pushes back on the publisher when full", bool),
+    ParamSpec("queue_size", 10, "process_every_frame: frames buffered per camera", int, check=_positive),
+    ParamSpec("batch_window_ms", 5.0, "after the first frame is ready, wait this long for the other cameras' "
+              "frames to run them in one batch", float, check=_non_negative),
+    ParamSpec("no_image_warn_s", 5.0, "diagnostics warn when a camera sent no image for this long", float,
+              check=_positive),
+    ParamSpec("diagnostics_period_s", 1.0, "period of /diagnostics messages", float, check=_positive),
+    ParamSpec("error_log_throttle_s", 1.0, "log the same kind of bad-input error at most once per this period "
+              "per camera (every error is counted in /diagnostics)", float, check=_non_negative),
+)
+
+
+def _encoding_specs() -> tuple[ParamSpec, ...]:
+    out = []
+    for name, spec in TASKS.items():
+        encs = spec.ros.encodings
+        if len(encs) > 1:
+            out.append(ParamSpec(encoding_param(name), encs[0],
+                                 f"encoding of {spec.ros.topic} ({spec.description})", str, choices=encs))
+    return tuple(out)
+
+
+PARAMS: tuple[ParamSpec, ...] = _COMMON + _encoding_specs()
+PARAMS_BY_NAME: Mapping[str, ParamSpec] = {p.name: p for p in PARAMS}
+
+
+@dataclass(frozen=True)
+class NodeParams:
+    autostart: bool
+    model_path: str
+    backend: str
+    device: str
+    precision: str
+    warmup: bool
+    cameras: tuple[str, ...]
+    input_transport: str
+    use_camera_info: bool
+    output_resolution: str
+    max_input_pixels: int
+    max_output_pixels: int
+    publish_color: bool
+    overlay_alpha: float
+    palette_file: str
+    min_depth: float
+    max_depth: float
+    qos_reliability: str
+    qos_depth: int
+    output_qos_reliability: str
+    output_qos_depth: int
+    process_every_frame: bool
+    queue_size: int
+    batch_window_ms: float
+    no_image_warn_s: float
+    diagnostics_period_s: float
+    error_log_throttle_s: float
+    encodings: Mapping[str, str]  # task -> encoding, for every task with a choice
+
+
+def _coerce(spec: ParamSpec, value: Any) -> Any:
+    where = f"parameter {spec.name!r}"
+    if spec.kind is bool:
+        if not isinstance(value, bool):
+            raise ParamError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if spec.kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if spec.kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ParamError(f"{where}: expected a finite number, got {value!r}")
+        return float(value)
+    if spec.kind is str:
+        if not isinstance(value, str):
+            raise ParamError(f"{where}: expected a string, got {value!r}")
+        return value
+    if spec.kind is list:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ParamError(f"{where}: expected a list of strings, got {value!r}")
+        return [v.strip("/") for v in value]
+    raise AssertionError(spec.kind)
+
+
+def validate(values: Mapping[str, Any]) -> NodeParams:
+    """Check and convert raw values (missing ones take their defaults) into ``NodeParams``."""
+    unknown = sorted(set(values) - set(PARAMS_BY_NAME))
+    if unknown:
+        raise ParamError(f"unknown parameter(s): {', '.join(unknown)}")
+    clean: dict[str, Any] = {}
+    for spec in PARAMS:
+        v = _coerce(spec, values.get(spec.name, spec.default))
+        if spec.choices is not None and v not in spec.choices:
+            raise ParamError(f"parameter {spec.name!r}: {v!r} is not one of {', '.join(map(str, spec.choices))}")
+        if spec.check is not None and (why := spec.check(v)) is not None:
+            raise ParamError(f"parameter {spec.name!r} = {v!r}: {why}")
+        clean[spec.name] = v
+    if clean["max_depth"] > 0 and clean["max_depth"] <= clean["min_depth"]:
+        raise ParamError(f"parameter 'max_depth' = {clean['max_depth']} must exceed min_depth = {clean['min_depth']}")
+    dev = clean["device"]
+    if not (dev == "cpu" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise ParamError(f"parameter 'device': {dev!r} is not 'cpu', 'cuda' or 'cuda:N'")
+    encodings = {t: clean.pop(encoding_param(t)) for t, s in TASKS.items() if len(s.ros.encodings) > 1}
+    clean["cameras"] = tuple(clean["cameras"])
+    fields = {f.name for f in dataclasses.fields(NodeParams)}
+    return NodeParams(encodings=encodings, **{k: v for k, v in clean.items() if k in fields})
+
+
+__all__ = ["DEFAULT_MAX_PIXELS", "PARAMS", "PARAMS_BY_NAME", "NodeParams", "ParamError", "ParamSpec",
+           "encoding_param", "validate"]
