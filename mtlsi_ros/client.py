@@ -216,16 +216,19 @@ class PerceptionClient:
 
     # ---------------------------------------------------------------------------------------- waiting
 
-    def wait_for_node(self, timeout: float = 30.0) -> None:
-        """Wait until the node subscribes to every camera's images and publishes every collected output topic."""
+    def wait_for_node(self, timeout: float = 30.0, camera_info: bool = False) -> None:
+        """Wait until the node subscribes to every camera's images (and, with ``camera_info``, to their camera_info)
+        and publishes every collected output topic."""
         def ready() -> bool:
             return (all(p.get_subscription_count() > 0 for p in self._pub_img.values())
+                    and (not camera_info or all(p.get_subscription_count() > 0 for p in self._pub_info.values()))
                     and all(s.get_publisher_count() > 0 for s in self._subs if s.topic_name != "/diagnostics"))
         deadline = time.monotonic() + timeout
         while not ready():
             if time.monotonic() > deadline:
                 missing = [s.topic_name for s in self._subs if s.get_publisher_count() == 0]
-                missing += [p.topic_name for p in self._pub_img.values() if p.get_subscription_count() == 0]
+                pubs = list(self._pub_img.values()) + (list(self._pub_info.values()) if camera_info else [])
+                missing += [p.topic_name for p in pubs if p.get_subscription_count() == 0]
                 raise TimeoutError(f"perception node not connected after {timeout} s; unmatched: {missing}")
             time.sleep(0.05)
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from mtlsi_core.checkpoint import atomic_write_bytes
 from mtlsi_core.viz import colorize_depth, colorize_probability, contact_sheet
+from mtlsi_ros.publishing import CAMERA_INFO_TOPIC
 
 NAMESPACE = "/demo"
 FRAME_ID = "demo_camera_optical_frame"
@@ -92,6 +93,22 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=5)
 
 
+def _warm_up(client, frame, proc: subprocess.Popen, log_path: Path, tries: int = 20) -> None:
+    """Send a frame until one comes back on every topic (camera_info included): DDS discovery is complete on both
+    sides, and the model has run once. Warm-up frames are not part of the results."""
+    for _ in range(tries):
+        if proc.poll() is not None:
+            raise RuntimeError(f"the node exited with status {proc.returncode}; see {log_path}")
+        header = client.publish(frame.image, frame_id=FRAME_ID, k=frame.K)
+        try:
+            client.wait_for(header, timeout=10.0)
+            client.clear()
+            return
+        except TimeoutError:
+            continue
+    raise RuntimeError(f"no complete answer to {tries} warm-up frames; see {log_path}")
+
+
 def _score(frames, answers) -> dict[str, dict[str, float]]:
     """Metrics of the node's outputs against the synthetic ground truth, next to trivial predictors."""
     from mtlsi_core.metrics import MultiTaskEvaluator
@@ -145,11 +162,12 @@ def run(args: argparse.Namespace) -> int:
             if proc.poll() is not None:
                 raise RuntimeError(f"the node exited with status {proc.returncode}; see {log_path}")
             try:
-                client.wait_for_node(timeout=2.0)
+                client.wait_for_node(timeout=2.0, camera_info=True)
                 break
             except TimeoutError:
                 if time.monotonic() - t0 > args.timeout:
                     raise RuntimeError(f"the node did not come up within {args.timeout} s; see {log_path}") from None
+        _warm_up(client, frames[0], proc, log_path)
         print(f"[demo] node up after {time.monotonic() - t0:.1f} s; streaming at {args.rate:g} Hz", flush=True)
 
         headers, answers, latencies, header_errors = [], [], [], []
@@ -189,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_bytes(out / "contact_sheet.png", png.tobytes())
 
         lat = np.array(latencies) * 1000.0
-        info = answers[0]["camera_info"]
+        info = answers[0][CAMERA_INFO_TOPIC]
         summary = {
             "frames_in": len(frames),
             "frames_out": len(answers),

@@ -77,6 +77,8 @@ _COMMON: tuple[ParamSpec, ...] = (
     ParamSpec("input_transport", "raw", "'raw' subscribes <camera>/image (sensor_msgs/Image); 'compressed' "
               "subscribes <camera>/image/compressed (sensor_msgs/CompressedImage)", str, choices=("raw", "compressed")),
     ParamSpec("use_camera_info", True, "subscribe <camera>/camera_info and republish it scaled and re-stamped", bool),
+    ParamSpec("camera_info_wait_ms", 50.0, "wait up to this long for the camera_info with an image's stamp "
+              "(while stamps have matched so far); then use the newest camera_info", float, check=_non_negative),
     ParamSpec("output_resolution", "input", "'input': outputs at each image's size; 'network': at the model's "
               "input size", str, choices=("input", "network")),
     ParamSpec("max_input_pixels", DEFAULT_MAX_PIXELS, "images with more pixels are refused (drop reason "
@@ -135,6 +137,7 @@ class NodeParams:
     cameras: tuple[str, ...]
     input_transport: str
     use_camera_info: bool
+    camera_info_wait_ms: float
     output_resolution: str
     max_input_pixels: int
     max_output_pixels: int

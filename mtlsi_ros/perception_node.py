@@ -31,14 +31,14 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rcl_interfaces.msg import ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from mtlsi_core.outputs import fit_within_pixels
 from mtlsi_core.runtime import Runtime, create_runtime
 from mtlsi_ros import qos
 from mtlsi_ros.conversions import InputError, compressed_to_rgb, image_to_rgb
 from mtlsi_ros.diagnostics import CameraStats, ThrottledLogger, camera_status
 from mtlsi_ros.frames import Frame, FrameBuffers
 from mtlsi_ros.params import PARAMS, NodeParams, validate
-from mtlsi_ros.publishing import CameraOutputs, build_plans, join_topic, load_palette
+from mtlsi_ros.publishing import (CameraOutputs, build_plans, focal_length_px, join_topic, load_palette,
+                                  output_size_arg)
 
 NODE_NAME = "perception"
 DEFAULT_MODEL = ("weights", "synth_edge_lite0.pt")  # inside the mtlsi_core package
@@ -69,6 +69,7 @@ class PerceptionNode(LifecycleNode):
         self._outputs: list[CameraOutputs] = []
         self._stats: list[CameraStats] = []
         self._infos: list[deque[CameraInfo]] = []
+        self._info_matched: list[bool] = []  # per camera: the last frame found its camera_info by stamp
         self._subs: list = []
         self._buffers: FrameBuffers | None = None
         self._worker: threading.Thread | None = None
@@ -106,6 +107,7 @@ class PerceptionNode(LifecycleNode):
                          for ns in p.cameras]
         self._stats = [CameraStats(ns) for ns in p.cameras]
         self._infos = [deque(maxlen=CAMERA_INFO_KEEP) for _ in p.cameras]
+        self._info_matched = [True for _ in p.cameras]
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", qos.diagnostics_qos())
         self._diag_timer = self.create_timer(p.diagnostics_period_s, self._publish_diagnostics,
                                              callback_group=self._aux_group,
@@ -137,7 +139,7 @@ class PerceptionNode(LifecycleNode):
             if p.use_camera_info:
                 self._subs.append(self.create_subscription(
                     CameraInfo, join_topic(ns, "camera_info"), lambda m, i=i: self._infos[i].append(m),
-                    qos.camera_info_qos(), callback_group=self._aux_group))
+                    qos.camera_info_qos(reliable=p.process_every_frame), callback_group=self._aux_group))
         self._stop.clear()
         self._worker = threading.Thread(target=self._worker_loop, name="inference", daemon=True)
         self._worker.start()
@@ -267,27 +269,38 @@ class PerceptionNode(LifecycleNode):
         return "/" + "/".join(x for x in (self.get_namespace().strip("/"), topic.strip("/")) if x)
 
     def _camera_info_for(self, cam: int, header: Any) -> CameraInfo | None:
-        infos = self._infos[cam]
-        if not infos:
-            if self.p.use_camera_info:
-                topic = self._topic_name(join_topic(self.p.cameras[cam], "camera_info"))
-                self._log_warn((cam, "camera_info"), f"no camera_info received on {topic}: "
-                                                     f"not publishing camera_info for this camera")
+        """The camera_info of a frame: the one with the image's stamp, else the newest (re-stamped on output).
+
+        camera_info and image travel on separate topics, so the one for this stamp may still be in flight: wait up
+        to ``camera_info_wait_ms`` for it while a match is expected (nothing received yet, or this camera's last
+        frame was matched by stamp). A driver whose stamps never match pays no wait after its first frame.
+        """
+        if not self.p.use_camera_info:
             return None
+        infos = self._infos[cam]
         key = _stamp_key(header)
-        for info in reversed(infos):
-            if _stamp_key(info.header) == key:
-                return info
+        deadline = time.monotonic() + self.p.camera_info_wait_ms / 1000.0
+        expect = not infos or self._info_matched[cam]
+        while True:
+            for info in reversed(infos):
+                if _stamp_key(info.header) == key:
+                    self._info_matched[cam] = True
+                    return info
+            if not expect or time.monotonic() >= deadline:
+                break
+            time.sleep(0.002)
+        self._info_matched[cam] = False
+        if not infos:
+            topic = self._topic_name(join_topic(self.p.cameras[cam], "camera_info"))
+            self._log_warn((cam, "camera_info"), f"no camera_info received on {topic}: "
+                                                 f"not publishing camera_info for this camera")
+            return None
         return infos[-1]  # intrinsics rarely change: the newest one, re-stamped
 
     # ------------------------------------------------------------------------------------------ worker
 
     def _output_arg(self, frame: Frame) -> Any:
-        if self.p.output_resolution == "network":
-            return "network"
-        hw = frame.rgb.shape[:2]
-        fitted = fit_within_pixels(hw, self.p.max_output_pixels)
-        return "input" if fitted == tuple(hw) else fitted
+        return output_size_arg(self.p, frame.rgb.shape[:2])  # shared with mtlsi-bag infer
 
     def _worker_loop(self) -> None:
         buffers, window = self._buffers, self.p.batch_window_ms / 1000.0
@@ -315,8 +328,7 @@ class PerceptionNode(LifecycleNode):
             infos = [self._camera_info_for(f.camera, f.header) for f in frames]
             # metric depth: the runtime corrects for each camera's focal length (camera_info K[0], pixels)
             # (K is for camera_info.width; rescale to the image's width if the two differ)
-            focals = [float(i.k[0]) * (f.rgb.shape[1] / i.width if i.width > 0 else 1.0)
-                      if i is not None and i.k[0] > 0 else None for f, i in zip(frames, infos)]
+            focals = [focal_length_px(i, f.rgb.shape[1]) for f, i in zip(frames, infos)]
             t0 = time.monotonic()
             try:
                 results = rt.infer([f.rgb for f in frames], output_size=arg, focal_lengths=focals)

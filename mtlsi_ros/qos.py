@@ -28,9 +28,13 @@ def input_qos(reliability: str = "best_effort", depth: int = 1, keep_all: bool =
     return q
 
 
-def camera_info_qos() -> QoSProfile:
-    """camera_info: best effort (matches any publisher), a few deep so one arriving just before its image is kept."""
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.BEST_EFFORT,
+def camera_info_qos(reliable: bool = False) -> QoSProfile:
+    """camera_info: best effort (matches any publisher), a few deep so one arriving just before its image is kept.
+
+    ``reliable`` (process_every_frame): a best-effort reader drops what a writer sends before the reader has
+    discovered it, so a bag's first camera_info messages would be lost; reliable readers get them re-sent."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
+                      reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                       durability=DurabilityPolicy.VOLATILE)
 
 

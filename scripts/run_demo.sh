@@ -4,8 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
 source .venv/bin/activate
+set +u  # colcon's setup scripts read unset variables
 # shellcheck disable=SC1091
 source install/setup.bash
+set -u
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # Shared memory + UDP loopback for Fast DDS: on the LOCALHOST range alone, best-effort images >= 640x480 lose
