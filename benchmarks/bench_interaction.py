@@ -20,39 +20,16 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
+
+from mtlsi_core.tools.machine import describe
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
 TASKS = 4
 DIM = 256
-
-
-def machine(device: str) -> dict:
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "date": dt.datetime.now().isoformat(timespec="seconds"), "device": device}
-    try:
-        info["load_average_1min"] = os.getloadavg()[0]
-    except OSError:
-        pass
-    if device == "cuda":
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["cuda"] = torch.version.cuda
-    return info
 
 
 def build_block(name: str, device: str):
@@ -229,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from mtlsi_core.checkpoint import atomic_write_bytes
 
-    desc = machine(args.device)
+    desc = describe(args.device)
     stamp = dt.datetime.now().strftime("%Y%m%d_%H%M")
     stem = Path(args.out) if args.out else RESULTS / f"interaction_{args.device}_{stamp}"
     results = []

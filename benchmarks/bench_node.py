@@ -29,7 +29,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -38,6 +37,8 @@ import time
 import zlib
 from pathlib import Path
 
+from mtlsi_core.tools.machine import describe
+
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,33 +46,6 @@ RESULTS = REPO / "benchmarks" / "results"
 CONFIG = "nyud_edge_lite0"
 MAIN_TOPICS = ["segmentation", "depth", "normals", "boundary", "output/camera_info"]
 COLOR_TOPICS = ["segmentation/color", "depth/color", "normals/color"]
-
-
-def machine(device: str) -> dict:
-    import torch
-
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "logical_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "python": platform.python_version(), "platform": platform.platform(),
-            "date": dt.datetime.now().isoformat(timespec="seconds"), "device": device,
-            "rmw": os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp (default)"),
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "(unset)"),
-            "fastdds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE",
-                                              str(REPO / "config" / "fastdds_localhost_shm.xml"))}
-    try:
-        info["load_average_1min"] = os.getloadavg()[0]
-    except OSError:
-        pass
-    if device == "cuda" and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
 
 
 def stats_ms(values_s: list[float]) -> dict:
@@ -295,7 +269,10 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="mtlsi_bench_node_"))
     cases = [tuple(int(v) for v in c.lower().split("x")) for c in args.cases]
     results = [run_case(hw, args, folder, rss=(i == 0 and not args.no_rss)) for i, hw in enumerate(cases)]
-    out = {"benchmark": "bench_node", "machine": machine(args.device),
+    out = {"benchmark": "bench_node", "machine": describe(
+               args.device, rmw=os.environ.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp (default)"),
+               fastdds_profile=os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE",
+                                              str(REPO / "config" / "fastdds_localhost_shm.xml"))),
            "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]), "results": results,
            "target": "node overhead < 5 ms per frame at 448x576 on CPU; RSS flat within 5 % at 15 Hz over 10 min"}
     args.out.mkdir(parents=True, exist_ok=True)

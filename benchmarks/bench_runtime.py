@@ -34,16 +34,16 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from mtlsi_core.tools.machine import describe
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,38 +62,12 @@ TARGET_CPU_FPS = 10.0
 # --------------------------------------------------------------------------------------------------
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine(device: str) -> dict[str, Any]:
-    import onnx
     import onnxruntime as ort
-    import psutil
-    import torch
 
     from mtlsi_core.runtime.tensorrt_runtime import tensorrt_version
 
-    info = {
-        "cpu_model": cpu_model(), "physical_cores": psutil.cpu_count(logical=False), "logical_cpus": os.cpu_count(),
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1), "python": platform.python_version(),
-        "torch": torch.__version__, "onnxruntime": ort.__version__, "onnx": onnx.__version__,
-        "ort_providers": ort.get_available_providers(), "tensorrt": tensorrt_version(),
-        "platform": platform.platform(), "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-        "torch_threads": torch.get_num_threads(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "load_average_at_start": list(os.getloadavg()),
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        p = torch.cuda.get_device_properties(torch.device(device))
-        info.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / 2**30, 1), cuda=torch.version.cuda)
-    return info
+    return describe(device, ort_providers=ort.get_available_providers(), tensorrt=tensorrt_version())
 
 
 # --------------------------------------------------------------------------------------------------

@@ -14,14 +14,14 @@ i.e. assuming perfect scaling and no waiting on the disk) -- an estimate, labell
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from mtlsi_core.tools.machine import describe
 
 import numpy as np
 
@@ -36,27 +36,8 @@ TARGET_FPS = 10.0
 TARGET_RENDER_MS = 100.0
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine() -> dict:
-    import cv2
-    import torch
-
-    return {
-        "cpu_model": cpu_model(), "cores_available": synth.default_workers(), "cpu_count": os.cpu_count(),
-        "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
-        "torch": torch.__version__, "platform": platform.platform(),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    return describe("cpu", cores_available=synth.default_workers(), numpy=np.__version__)
 
 
 def bench_render(size: tuple[int, int], n: int) -> dict:

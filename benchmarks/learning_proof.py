@@ -27,11 +27,12 @@ import argparse
 import json
 import logging
 import os
-import platform
 import shlex
 import sys
 import time
 from pathlib import Path
+
+from mtlsi_core.tools.machine import describe
 from typing import Any, Sequence
 
 import numpy as np
@@ -370,8 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": args.config, "tasks": tasks, "seed": args.seed, "data": {**data_spec, "root": args.data},
         "command": "python benchmarks/learning_proof.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "machine": f"{platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-                   f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {args.device}",
+        "machine": describe(args.device),
         "constant": constant, "untrained": {"interaction": main_run["interaction"], **untrained},
         "runs": [{k: v for k, v in r.items() if k != "_trainer"} for r in runs],
         "verdict": verdict,
