@@ -21,3 +21,15 @@ def real_samples() -> Path:
     if not (REAL_SAMPLES / "multitask").is_dir():
         pytest.skip(f"real NYUDv2 samples not found at {REAL_SAMPLES}")
     return REAL_SAMPLES
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: two OpenMP threads on a shared, oversubscribed 2-core runner are 10-30x
+    slower than one. Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

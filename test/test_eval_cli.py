@@ -17,12 +17,7 @@ from mtlsi_core.training.evaluate import main
 TINY = Path(__file__).parent / "configs" / "tiny.yaml"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,9 @@ from mtlsi_core.training.evaluation import evaluate_model
 TINY = Path(__file__).parent / "configs" / "tiny.yaml"
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 class Oracle(nn.Module):
     """Recognises each (evaluation-transformed) input image and returns its own targets as raw outputs."""
 
@@ -40,14 +43,6 @@ class Oracle(nn.Module):
             out["normals"].append(gt["normals"].float())
             out["edge"].append(torch.where(gt["edge"] == 1, 20.0, -20.0))
         return {"final": {t: torch.stack(v) for t, v in out.items()}, "coarse": {}}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _mean_depth(ds) -> float:

@@ -12,12 +12,7 @@ from mtlsi_core.training.train import main
 TINY = str(Path(__file__).parent / "configs" / "tiny.yaml")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

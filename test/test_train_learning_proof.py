@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from mtlsi_core.checkpoint import load_checkpoint
 from mtlsi_core.models import load_model_from_checkpoint
@@ -15,19 +14,14 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = Path(__file__).parent / "configs" / "tiny.yaml"
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 def _load_script():
     spec = importlib.util.spec_from_file_location("learning_proof", REPO / "benchmarks" / "learning_proof.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_tiny_budget_reports_not_learned_and_exports(tmp_path):

@@ -17,13 +17,7 @@ TINY = Path(__file__).parent / "configs" / "tiny.yaml"
 QUIET = ["train.eval_every=1000", "train.checkpoint_every=1000", "train.log_every=1"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two OpenMP threads on a shared, oversubscribed 2-core runner are 10-30x slower than one.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
