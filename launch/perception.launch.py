@@ -23,6 +23,7 @@ ARGUMENTS = (
     ("model_path", "", "model file; empty: the packaged demo checkpoint"),
     ("device", "cuda", "cuda, cuda:N or cpu (cuda falls back to cpu with a warning)"),
     ("use_sim_time", "false", "use /clock"),
+    ("autostart", "true", "configure and activate on start; false under a lifecycle manager"),
     ("log_level", "info", "debug, info, warn, error or fatal"),
 )
 
@@ -40,7 +41,7 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[
             LaunchConfiguration("config"),
             {
-                "autostart": True,
+                "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
                 "backend": ParameterValue(LaunchConfiguration("backend"), value_type=str),
                 "model_path": ParameterValue(LaunchConfiguration("model_path"), value_type=str),
                 "device": ParameterValue(LaunchConfiguration("device"), value_type=str),

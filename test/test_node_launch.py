@@ -13,7 +13,8 @@ from mtlsi_ros.params import PARAMS, validate
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / "launch" / "perception.launch.py"
 CONFIG = REPO / "config" / "perception.yaml"
-REQUIRED_ARGS = {"image", "camera_info", "namespace", "config", "backend", "model_path", "use_sim_time", "log_level"}
+REQUIRED_ARGS = {"image", "camera_info", "namespace", "config", "backend", "model_path", "use_sim_time", "log_level",
+                 "autostart"}
 
 
 def test_config_yaml_matches_declared_parameters():
@@ -42,7 +43,8 @@ def test_launch_file_declares_the_arguments_and_remaps_inputs():
     text = LAUNCH.read_text()
     compile(text, str(LAUNCH), "exec")
     for needle in ('("image", image)', '("camera_info", LaunchConfiguration("camera_info"))',
-                   '"autostart": True', 'executable="perception_node"', "LifecycleNode"):
+                   '"autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool)',
+                   'executable="perception_node"', "LifecycleNode"):
         assert needle in text
 
 
