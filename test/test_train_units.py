@@ -78,3 +78,19 @@ def test_headline_metrics_reads_the_evaluators_headline_entries():
     assert headline_metrics(res, ["edge", "depth"]) == {"edge": 70.0, "depth": 0.5}
     with pytest.raises(KeyError, match="normals"):
         headline_metrics(res, ["normals"])
+
+
+def test_canonical_focal_must_match_the_dataset_camera(tmp_path):
+    """A synthetic set states its camera; a config whose canonical focal length disagrees would make the deployed
+    model's metric depth wrong by the ratio, so training refuses it with the value to use."""
+    import json as _json
+
+    from mtlsi_core.config import load_config
+    from mtlsi_core.training.trainer import TrainingError, check_canonical_focal
+
+    cfg = load_config("synth_edge_lite0")  # canonical_focal 259.43: 240x320 frames
+    (tmp_path / "camera.json").write_text(_json.dumps({"K": [[259.43, 0, 160], [0, 259.7, 120], [0, 0, 1]]}))
+    check_canonical_focal(cfg, tmp_path)
+    (tmp_path / "camera.json").write_text(_json.dumps({"K": [[518.86, 0, 320], [0, 519.5, 240], [0, 0, 1]]}))
+    with pytest.raises(TrainingError, match=r"canonical_focal=518\.86"):
+        check_canonical_focal(cfg, tmp_path)

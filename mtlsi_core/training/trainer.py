@@ -58,6 +58,24 @@ LAST = "last.pt"
 BEST = "best.pt"
 
 
+def check_canonical_focal(cfg: Config, root: Path, tolerance: float = 0.01) -> None:
+    """A dataset folder that states its camera (``camera.json``, written by mtlsi-synth) must agree with the
+    config's ``data.canonical_focal``: the runtimes turn depth into metres with it, so a mismatch would scale every
+    depth the deployed model reports by the ratio of the two."""
+    path = root / "camera.json"
+    if cfg.data.canonical_focal is None or not path.is_file():
+        return
+    try:
+        fx = float(json.loads(path.read_text())["K"][0][0])
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        raise TrainingError(f"{path}: cannot read the focal length K[0][0]: {e}") from None
+    if abs(fx / cfg.data.canonical_focal - 1.0) > tolerance:
+        raise TrainingError(
+            f"{path} gives focal length {fx:.2f} px but the config's data.canonical_focal is "
+            f"{cfg.data.canonical_focal:.2f}: set data.canonical_focal={fx:.4f} (frames of another size need their own "
+            f"value) or use data of the size the config was written for")
+
+
 class TrainingError(RuntimeError):
     """Training cannot start or continue; the message says why (and names the file where one is involved)."""
 
@@ -186,6 +204,7 @@ class Trainer:
         root = Path(self.data_root)
         if not root.is_dir():
             raise TrainingError(f"dataset folder not found: {root} (from --data or data.root)")
+        check_canonical_focal(self.cfg, root)
         return build_dataset(self.cfg, split, root=str(root), train=train)
 
     def _build_loss(self) -> Callable[..., Any]:
