@@ -4,20 +4,24 @@ Every task the model predicts publishes ``TaskSpec.ros.topic`` in the encoding c
 registry's first encoding by default) and, when ``publish_color`` is on and the registry names one,
 ``TaskSpec.ros.color_topic`` as rgb8 (``mtlsi_core.viz.VISUALS[TaskSpec.visual]``). Messages are built only for
 topics somebody subscribes to. Every message carries the input's header object unchanged.
+
+One code path from runtime outputs to messages: ``build_messages`` (pure: plans, header, outputs -> messages) is used
+by the node (``CameraOutputs.publish``, which asks it for the subscribed topics only) and by the offline twin
+``mtlsi-bag infer``; ``output_size_arg`` and ``focal_length_px`` are the node's runtime arguments, shared likewise.
 """
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import cv2
 import numpy as np
 import yaml
 from sensor_msgs.msg import CameraInfo, Image
 
-from mtlsi_core.outputs import cast_for_encoding, mask_outside_range
+from mtlsi_core.outputs import cast_for_encoding, fit_within_pixels, mask_outside_range
 from mtlsi_core.tasks import get_task
 from mtlsi_core.viz import VISUALS, overlay
 from mtlsi_ros.conversions import ENCODINGS, numpy_to_image, scale_camera_info
@@ -81,6 +85,65 @@ def join_topic(namespace: str, topic: str) -> str:
     return f"{namespace}/{topic}" if namespace else topic
 
 
+def output_size_arg(params: NodeParams, image_hw: tuple[int, int]) -> str | tuple[int, int]:
+    """The ``output_size`` argument of ``Runtime.infer`` for an image of ``image_hw`` under the node's parameters:
+    "network", "input", or the input size shrunk to ``max_output_pixels``."""
+    if params.output_resolution == "network":
+        return "network"
+    hw = (int(image_hw[0]), int(image_hw[1]))
+    fitted = fit_within_pixels(hw, params.max_output_pixels)
+    return "input" if fitted == hw else fitted
+
+
+def focal_length_px(info: CameraInfo | None, image_width: int) -> float | None:
+    """The horizontal focal length (pixels) of an image ``image_width`` wide, from its camera_info: K[0], given for
+    ``info.width`` pixels, rescaled to the image's width when the two differ. None without a usable K."""
+    if info is None or not info.k[0] > 0:
+        return None
+    return float(info.k[0]) * (image_width / info.width if info.width > 0 else 1.0)
+
+
+def build_messages(plans: Sequence[OutputPlan], header: Any, outputs: Mapping[str, np.ndarray], rgb: np.ndarray,
+                   camera_info: CameraInfo | None, wanted: Collection[str] | None = None) -> list[tuple[str, Any]]:
+    """The messages of one frame: ``[(topic relative to the camera namespace, message), ...]`` in plan order (main
+    image, then its colour image), then ``CAMERA_INFO_TOPIC`` (when ``camera_info`` is given).
+
+    ``outputs``: the runtime's result for the frame (``Runtime.infer``); depth-like outputs are masked to their
+    valid range in place. ``rgb``: the input image (label overlays, camera_info scaling). ``wanted``: the relative
+    topics to build (None: all); nothing is computed for the others. Every message carries ``header`` unchanged.
+    """
+    msgs: list[tuple[str, Any]] = []
+    out_hw: tuple[int, int] | None = None
+    for plan in plans:
+        want_main = wanted is None or plan.topic in wanted
+        want_color = plan.color_topic is not None and (wanted is None or plan.color_topic in wanted)
+        values = outputs[plan.task]
+        out_hw = values.shape[:2]
+        if not (want_main or want_color):
+            continue
+        if plan.valid_range is not None:
+            values = mask_outside_range(values, *plan.valid_range, out=values)  # the runtime's own array
+        if want_main:
+            msgs.append((plan.topic, numpy_to_image(cast_for_encoding(values, ENCODINGS[plan.encoding].dtype),
+                                                    plan.encoding, header)))
+        if want_color:
+            color = plan.colorize(values)
+            if plan.overlay_alpha > 0:
+                base = rgb if rgb.shape[:2] == color.shape[:2] else cv2.resize(
+                    rgb, (color.shape[1], color.shape[0]), interpolation=cv2.INTER_AREA)
+                color = overlay(base, color, plan.overlay_alpha)
+            msgs.append((plan.color_topic, numpy_to_image(np.ascontiguousarray(color, dtype=np.uint8), "rgb8", header)))
+    if camera_info is not None and out_hw is not None and (wanted is None or CAMERA_INFO_TOPIC in wanted):
+        msgs.append((CAMERA_INFO_TOPIC, scale_camera_info(camera_info, header, rgb.shape[:2], out_hw)))
+    return msgs
+
+
+def output_topics(plans: Sequence[OutputPlan], with_camera_info: bool = True) -> list[str]:
+    """Every topic (relative to a camera namespace) ``build_messages`` can produce for ``plans``."""
+    topics = [t for p in plans for t in (p.topic, p.color_topic) if t]
+    return topics + ([CAMERA_INFO_TOPIC] if with_camera_info else [])
+
+
 class CameraOutputs:
     """The publishers of one camera. ``create_publisher(msg_type, topic) -> publisher`` is the node's factory."""
 
@@ -93,6 +156,11 @@ class CameraOutputs:
                       for p in self.plans if p.color_topic}
         self.camera_info = (create_publisher(CameraInfo, join_topic(namespace, CAMERA_INFO_TOPIC))
                             if with_camera_info else None)
+        # relative topic -> publisher (what build_messages returns -> where it goes)
+        self.by_topic = {p.topic: self.main[p.task] for p in self.plans}
+        self.by_topic.update({p.color_topic: self.color[p.task] for p in self.plans if p.color_topic})
+        if self.camera_info is not None:
+            self.by_topic[CAMERA_INFO_TOPIC] = self.camera_info
 
     def publishers(self) -> list:
         pubs = list(self.main.values()) + list(self.color.values())
@@ -104,35 +172,12 @@ class CameraOutputs:
     def publish(self, header, outputs: Mapping[str, np.ndarray], rgb: np.ndarray,
                 camera_info: CameraInfo | None) -> int:
         """Publish one frame's outputs (those subscribed); returns the number of messages sent."""
-        sent = 0
-        out_hw: tuple[int, int] | None = None
-        for plan in self.plans:
-            pub, cpub = self.main[plan.task], self.color.get(plan.task)
-            want_main = pub.get_subscription_count() > 0
-            want_color = cpub is not None and cpub.get_subscription_count() > 0
-            values = outputs[plan.task]
-            out_hw = values.shape[:2]
-            if not (want_main or want_color):
-                continue
-            if plan.valid_range is not None:
-                values = mask_outside_range(values, *plan.valid_range, out=values)  # the runtime's own array
-            if want_main:
-                pub.publish(numpy_to_image(cast_for_encoding(values, ENCODINGS[plan.encoding].dtype),
-                                           plan.encoding, header))
-                sent += 1
-            if want_color:
-                color = plan.colorize(values)
-                if plan.overlay_alpha > 0:
-                    base = rgb if rgb.shape[:2] == color.shape[:2] else cv2.resize(
-                        rgb, (color.shape[1], color.shape[0]), interpolation=cv2.INTER_AREA)
-                    color = overlay(base, color, plan.overlay_alpha)
-                cpub.publish(numpy_to_image(np.ascontiguousarray(color, dtype=np.uint8), "rgb8", header))
-                sent += 1
-        if (self.camera_info is not None and camera_info is not None and out_hw is not None
-                and self.camera_info.get_subscription_count() > 0):
-            self.camera_info.publish(scale_camera_info(camera_info, header, rgb.shape[:2], out_hw))
-            sent += 1
-        return sent
+        wanted = {topic for topic, pub in self.by_topic.items() if pub.get_subscription_count() > 0}
+        msgs = build_messages(self.plans, header, outputs, rgb, camera_info, wanted)
+        for topic, msg in msgs:
+            self.by_topic[topic].publish(msg)
+        return len(msgs)
 
 
-__all__ = ["CAMERA_INFO_TOPIC", "CameraOutputs", "OutputPlan", "build_plans", "join_topic", "load_palette"]
+__all__ = ["CAMERA_INFO_TOPIC", "CameraOutputs", "OutputPlan", "build_messages", "build_plans", "focal_length_px",
+           "join_topic", "load_palette", "output_size_arg", "output_topics"]

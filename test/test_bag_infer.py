@@ -144,3 +144,6 @@ def test_cli_copies_inputs_and_reads_params_files(bag, tmp_path, capsys):
     assert "model file not found" in capsys.readouterr().err and not (tmp_path / "x").exists()
     with pytest.raises(BagError, match="output bag must differ"):
         _infer(bag, bag)
+    with pytest.raises(BagError, match=r"already has output topic\(s\) /camera/boundary, .*--namespace"):
+        _infer(out, tmp_path / "again")  # outputs of a previous run would mix with the new ones
+    assert not (tmp_path / "again").exists()

@@ -15,7 +15,7 @@ from mtlsi_ros.bag.cli import main
 from mtlsi_ros.bag.errors import BagError
 from mtlsi_ros.bag.groundtruth import decode_gt
 from mtlsi_ros.bag.make import MakeOptions, make_bag
-from mtlsi_ros.bag.sources import Source, SourceFrame, dataset_source, kinect_calibration
+from mtlsi_ros.bag.sources import Source, dataset_source, kinect_calibration
 from mtlsi_ros.bag.storage import BagReader
 from mtlsi_ros.conversions import compressed_to_rgb, image_to_numpy
 
