@@ -93,6 +93,17 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait(timeout=5)
 
 
+def _configure_failure(log_path: Path) -> str | None:
+    """The node's 'configure failed: ...' line, if its log has one (it stays up, unconfigured, after it)."""
+    try:
+        for line in log_path.read_text(errors="replace").splitlines():
+            if "configure failed" in line:
+                return line.split("]: ", 1)[-1]
+    except OSError:
+        pass
+    return None
+
+
 def _warm_up(client, frame, proc: subprocess.Popen, log_path: Path, tries: int = 20) -> None:
     """Send a frame until one comes back on every topic (camera_info included): DDS discovery is complete on both
     sides, and the model has run once. Warm-up frames are not part of the results."""
@@ -151,7 +162,8 @@ def run(args: argparse.Namespace) -> int:
     cmd = _node_command() + ["--ros-args", "--params-file", str(params), "-r", f"__ns:={NAMESPACE}"]
     print(f"[demo] starting the node: {' '.join(cmd)}", flush=True)
     log_file = open(log_path, "w")
-    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=os.environ.copy())
+    env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0", RCUTILS_COLORIZED_OUTPUT="0")
+    proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     context = rclpy.Context()
     rclpy.init(context=context)
     client = None
@@ -161,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"the node exited with status {proc.returncode}; see {log_path}")
+            failed = _configure_failure(log_path)
+            if failed:
+                raise RuntimeError(f"the node could not start: {failed} (log: {log_path})")
             try:
                 client.wait_for_node(timeout=2.0, camera_info=True)
                 break

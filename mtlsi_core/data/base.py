@@ -89,7 +89,6 @@ class MultiTaskDataset(Dataset):
         self.split = split
         self.tasks = tuple(tasks)
         self.transform = transform
-        self.spec = spec
         self.num_classes = dict(spec.num_classes)
         self.ids = read_split(self.split_file(split))
 

@@ -23,6 +23,7 @@ import numpy as np
 from mtlsi_core.data.base import MultiTaskDataset, Transform, check_label_range, check_same_size, require_dir
 from mtlsi_core.data.errors import DatasetError
 from mtlsi_core.data.io import read_image, read_label_png, read_npy, read_png_unchanged
+from mtlsi_core.tasks import get_dataset
 
 IMAGE_EXTS = (".jpg", ".png", ".jpeg")
 # task -> (folder, accepted extensions in order of preference)
@@ -133,7 +134,7 @@ class NYUDMT(MultiTaskDataset):
         n = self.num_classes.get("semseg", 0)
         targets = {t: DECODERS[t](files[t], n) for t in self.tasks}
         if "normals" in targets:
-            rot = np.asarray(self.spec.normals_to_optical, dtype=np.float32)
+            rot = np.asarray(get_dataset(self.dataset).normals_to_optical, dtype=np.float32)
             targets["normals"] = targets["normals"] @ rot.T
         check_same_size(files["image"], image, files, targets)
         return {"image": image, **targets}
