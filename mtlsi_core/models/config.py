@@ -15,6 +15,12 @@ INTERACTIONS = ("mqlfb", "none", "mhsa", "window_xtask", "deformable")
 BACKBONES = ("swin_t", "swin_l", "hrnet18", "dinov2_s", "efficientnet_lite0")
 
 
+def _positive_window(v: tuple[int, int]) -> tuple[int, int]:
+    if min(v) < 1:
+        raise ValueError(f"window sides must be positive, got {v}")
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -90,12 +96,7 @@ class CWIBConfig(_Strict):
     heads: int = Field(default=8, ge=1)
     mlp_ratio: float = Field(default=4.0, gt=0)  # FFN hidden width / channels
 
-    @field_validator("window")
-    @classmethod
-    def _window(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if min(v) < 1:
-            raise ValueError(f"window sides must be positive, got {v}")
-        return v
+    _window = field_validator("window")(_positive_window)
 
 
 class MHSAConfig(_Strict):
@@ -112,12 +113,7 @@ class WindowXTaskConfig(_Strict):
     heads: int = Field(default=8, ge=1)
     mlp_ratio: float = Field(default=4.0, gt=0)
 
-    @field_validator("window")
-    @classmethod
-    def _window(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if min(v) < 1:
-            raise ValueError(f"window sides must be positive, got {v}")
-        return v
+    _window = field_validator("window")(_positive_window)
 
 
 class DeformableConfig(_Strict):
