@@ -31,8 +31,6 @@ import shlex
 import sys
 import time
 from pathlib import Path
-
-from mtlsi_core.tools.machine import describe
 from typing import Any, Sequence
 
 import numpy as np
@@ -45,6 +43,7 @@ if str(REPO) not in sys.path:
 from mtlsi_core.checkpoint import atomic_write_bytes  # noqa: E402
 from mtlsi_core.config import Config, load_config  # noqa: E402
 from mtlsi_core.tasks import get_task  # noqa: E402
+from mtlsi_core.tools.machine import describe, summary  # noqa: E402
 
 # metric family -> margins of ``learned``: higher is better: >= ratio x constant and >= gain + each reference;
 # lower is better: <= ratio x each reference
@@ -281,7 +280,7 @@ def markdown(doc: dict[str, Any]) -> str:
     head = "| predictor | " + " | ".join(
         f"{t} {metric_label(t)} {'↑' if get_task(t).higher_is_better else '↓'}" for t in tasks) + " |"
     lines = [f"# Learning proof: {doc['config']}", "",
-             f"Date {doc['date']}; machine: {doc['machine']}; command:", "", f"    {doc['command']}", "",
+             f"Date {doc['date']}; machine: {summary(doc['machine'])}; command:", "", f"    {doc['command']}", "",
              f"Data: synthetic, {doc['data']['num_train']} train / {doc['data']['num_val']} val frames at "
              f"{doc['data']['size'][0]}x{doc['data']['size'][1]}, data seed {doc['data']['seed']}; training seed "
              f"{doc['seed']}, {doc['runs'][0]['iterations']} iterations at batch {doc['runs'][0]['batch_size']}.", "",

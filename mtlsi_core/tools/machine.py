@@ -41,3 +41,17 @@ def describe(device: str = "cpu", **extra: Any) -> dict[str, Any]:
         info.update(gpu=p.name, gpu_memory_gib=round(p.total_memory / 2**30, 1), cuda=torch.version.cuda)
     info.update(extra)
     return info
+
+
+def summary(info: dict[str, Any]) -> str:
+    """One line of :func:`describe`'s dict for reports, e.g. ``AMD EPYC, 2 cores / 2 CPUs, 23.5 GiB, ...``."""
+    parts = [f"{info.get('cpu_model', '?')}, {info.get('physical_cores', '?')} cores / "
+             f"{info.get('logical_cpus', '?')} CPUs, {info.get('memory_gib', '?')} GiB"]
+    if "gpu" in info:
+        parts.append(f"{info['gpu']} ({info.get('gpu_memory_gib', '?')} GiB, CUDA {info.get('cuda', '?')})")
+    parts.append(f"torch {info.get('torch', '?')} ({info.get('torch_threads', '?')} threads)")
+    if "onnxruntime" in info:
+        parts.append(f"onnxruntime {info['onnxruntime']}")
+    if "load_average_at_start" in info:
+        parts.append(f"load average at start {info['load_average_at_start'][0]}")
+    return "; ".join(parts)
