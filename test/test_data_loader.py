@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 
 from mtlsi_core.config import config_from_dict
 from mtlsi_core.data import (NYUDMT, DatasetError, EvalTransform, TrainTransform, build_dataset, collate,
-                             restore_prediction, worker_init)
+                             loader_context, restore_prediction, worker_init)
 from mtlsi_core.data import synth
 from mtlsi_core.tasks import get_task
 
@@ -21,12 +21,16 @@ TASKS = ["semseg", "depth", "normals", "edge"]
 FRAME = (60, 80)
 
 
-def make_cfg(dataset: str = "synth", input_size=(64, 96), **augment) -> object:
-    return config_from_dict({
+def cfg_dict(dataset: str = "synth", input_size=(64, 96), **augment) -> dict:
+    return {
         "name": "data-test",
         "data": {"dataset": dataset, "tasks": TASKS, "input_size": list(input_size), "augment": augment},
         "model": {"backbone": {"name": "efficientnet_lite0"}},
-    })
+    }
+
+
+def make_cfg(dataset: str = "synth", input_size=(64, 96), **augment) -> object:
+    return config_from_dict(cfg_dict(dataset, input_size, **augment))
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +182,8 @@ def test_collate_and_dataloader_workers_and_pickle(synth_root):
     batch = collate([ds[0], ds[1]])
     assert batch["image"].shape == (2, 3, 64, 96) and batch["depth"].shape == (2, 1, 64, 96)
     assert [m["name"] for m in batch["meta"]] == ["000000", "000001"]
-    loader = DataLoader(ds, batch_size=3, num_workers=1, collate_fn=collate, worker_init_fn=worker_init)
+    loader = DataLoader(ds, batch_size=3, num_workers=1, collate_fn=collate, worker_init_fn=worker_init,
+                        multiprocessing_context=loader_context(1))
     (b,) = list(loader)
     assert b["semseg"].shape == (3, 64, 96) and len(b["meta"]) == 3
 
@@ -283,3 +288,38 @@ def test_eval_samples_leave_the_global_rng_alone(synth_root):
     after = torch.rand(1)
     torch.manual_seed(3)
     assert torch.equal(torch.rand(1), after)
+
+
+_WORKERS_AFTER_CV2_POOL = """
+import sys
+import time
+import cv2, numpy as np
+from torch.utils.data import DataLoader
+from mtlsi_core.config import config_from_dict
+from mtlsi_core.data import build_dataset, collate, loader_context, worker_init
+
+if __name__ == "__main__":
+    cv2.setNumThreads(2)
+    big = np.zeros((2000, 2000, 3), np.uint8)
+    for _ in range(20):
+        cv2.resize(big, (1500, 1500))
+    time.sleep(1.0)                            # the pool's threads stop spinning and wait on its condition variable
+    ds = build_dataset(config_from_dict({cfg!r}), "train", root={root!r})
+    ctx = loader_context(1) if sys.argv[1] == "project" else None
+    loader = DataLoader(ds, batch_size=2, num_workers=1, collate_fn=collate, worker_init_fn=worker_init,
+                        multiprocessing_context=ctx)
+    print(len(list(loader)), "batches")
+"""
+
+
+def test_dataloader_workers_survive_a_parent_with_a_running_opencv_pool(synth_root, tmp_path):
+    """Regression: a DataLoader worker forked from a process whose OpenCV pool had run hung for ever in
+    ``cv2.setNumThreads`` (worker_init). The project's workers start from a fork server instead."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "workers.py"
+    script.write_text(_WORKERS_AFTER_CV2_POOL.format(cfg=cfg_dict(), root=str(synth_root)))
+    out = subprocess.run([sys.executable, str(script), "project"], capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "batches" in out.stdout

@@ -1,7 +1,8 @@
 """Datasets (NYUD-MT, PASCAL-Context, synthetic scenes), augmentation and the synthetic scene generator.
 
     ds = build_dataset(cfg, "train")               # cfg.data.dataset: "nyud" | "synth" | "pascal"
-    loader = DataLoader(ds, batch_size=8, collate_fn=collate, worker_init_fn=worker_init, num_workers=2)
+    loader = DataLoader(ds, batch_size=8, collate_fn=collate, worker_init_fn=worker_init, num_workers=2,
+                        multiprocessing_context=loader_context(2))   # never a plain fork (see data.io)
     image, gt = ds.load_raw(i)                    # original-resolution numpy ground truth for metrics
     pred_orig = restore_prediction("depth", pred, sample["meta"])
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from mtlsi_core.data.base import MultiTaskDataset, collate, worker_init
 from mtlsi_core.data.errors import DatasetError
+from mtlsi_core.data.io import loader_context
 from mtlsi_core.data.nyud import NYUDMT
 from mtlsi_core.data.pascal import PascalContext
 from mtlsi_core.data.transforms import EvalTransform, TrainTransform, restore_prediction, target_layout

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from mtlsi_core.data.errors import DatasetError
-from mtlsi_core.data.io import cv2_threads_limited, limit_cv2_threads
+from mtlsi_core.data.io import cv2_threads_limited, limit_cv2_threads, loader_context
 from mtlsi_core.data.transforms import to_tensors
 from mtlsi_core.tasks import get_dataset
 
@@ -136,5 +136,6 @@ def collate(batch: Sequence[dict]) -> dict:
 
 
 def worker_init(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: one OpenCV thread per worker."""
+    """DataLoader ``worker_init_fn``: one OpenCV thread per worker (pair it with
+    ``multiprocessing_context=loader_context(num_workers)``: workers must not be plain forks)."""
     limit_cv2_threads(1)

@@ -6,6 +6,8 @@ never leaves a half-written file behind.
 """
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.context
 import os
 from pathlib import Path
 
@@ -27,6 +29,30 @@ def limit_cv2_threads(n: int = 1) -> None:
 
 def cv2_threads_limited() -> bool:
     return _CV2_THREADS_SET
+
+
+# what the fork server imports once, so that each worker forked from it starts warm
+WORKER_PRELOAD = ["mtlsi_core.data", "mtlsi_core.data.synth"]
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """The start method of every worker process of the data package (DataLoader workers, the synth pool).
+
+    Never a plain fork of the calling process: forking a process whose OpenCV, OpenMP or DDS threads run can
+    deadlock the child (seen: ``cv2.setNumThreads`` in a forked DataLoader worker waiting forever on a condition
+    variable copied from the parent's OpenCV pool). The fork server is started once from a clean interpreter
+    that imports ``WORKER_PRELOAD``; each worker forks from it cheaply. ``spawn`` where there is no fork server.
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(WORKER_PRELOAD)
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def loader_context(num_workers: int) -> multiprocessing.context.BaseContext | None:
+    """``DataLoader(multiprocessing_context=...)`` for ``num_workers`` workers (None without workers)."""
+    return worker_context() if num_workers > 0 else None
 
 
 def require_file(path: Path, what: str) -> Path:

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from mtlsi_core.checkpoint import atomic_write_bytes
-from mtlsi_core.data.io import FAST_PNG, limit_cv2_threads, write_npy, write_png
+from mtlsi_core.data.io import FAST_PNG, limit_cv2_threads, worker_context, write_npy, write_png
 from mtlsi_core.data.materials import albedo
 from mtlsi_core.data.raycast import FACE_NORMALS, Box, room_intersect, screen_rect
 from mtlsi_core.data.scene import Scene, sample_scene
@@ -273,16 +273,6 @@ def camera_info(size: tuple[int, int], K: np.ndarray) -> dict:
     }
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """Fresh worker processes: forking a process whose OpenCV / OpenMP thread pools run can deadlock. The fork
-    server imports this module once (no thread pools started yet), so each worker forks from it cheaply."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["mtlsi_core.data.synth"])
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
 def default_workers() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -326,7 +316,7 @@ def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0,
         pool = None
     else:
         # fresh worker processes: forking a process whose OpenCV / OpenMP thread pools are running can deadlock
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=limit_cv2_threads, mp_context=_pool_context())
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=limit_cv2_threads, mp_context=worker_context())
         results = pool.map(_render_and_write, jobs, chunksize=max(1, min(8, num // (4 * workers))))
     try:
         for frame_cpu in results:

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
 from mtlsi_core.checkpoint import atomic_write_bytes
-from mtlsi_core.data import collate, restore_prediction, worker_init
+from mtlsi_core.data import collate, loader_context, restore_prediction, worker_init
 from mtlsi_core.tasks import get_task
 from mtlsi_core.training.distributed import DistInfo, all_gather_objects
 from mtlsi_core.training.rng import rng_state, set_rng_state
@@ -107,6 +107,7 @@ def evaluate_model(model: nn.Module, dataset: Dataset, tasks: Sequence[str], dev
     indices = list(range(info.rank, n, info.world_size))
     loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False, num_workers=num_workers,
                         collate_fn=collate, worker_init_fn=worker_init, generator=torch.Generator(),
+                        multiprocessing_context=loader_context(num_workers),
                         pin_memory=device.type == "cuda")
     out_dir = Path(save_dir) if save_dir is not None else None
     if out_dir is not None:

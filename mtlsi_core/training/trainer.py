@@ -43,7 +43,7 @@ from tqdm import tqdm
 from mtlsi_core.checkpoint import (CheckpointError, atomic_torch_save, atomic_write_bytes, load_checkpoint,
                                    make_checkpoint)
 from mtlsi_core.config import Config
-from mtlsi_core.data import collate, worker_init
+from mtlsi_core.data import collate, loader_context, worker_init
 from mtlsi_core.tasks import get_task
 from mtlsi_core.training import scoring
 from mtlsi_core.training.distributed import DistInfo, all_gather_objects, barrier
@@ -221,6 +221,7 @@ class Trainer:
         gen.manual_seed(self.tc.seed * 1_000_003 + self.info.rank * 7919 + start_position)
         return DataLoader(self.train_set, batch_size=self.tc.batch_size, sampler=sampler, drop_last=False,
                           num_workers=self.num_workers, collate_fn=collate, worker_init_fn=worker_init, generator=gen,
+                          multiprocessing_context=loader_context(self.num_workers),
                           pin_memory=self.device.type == "cuda", persistent_workers=self.num_workers > 0,
                           prefetch_factor=4 if self.num_workers > 0 else None)
 
