@@ -41,5 +41,5 @@ def build_dataset(cfg: "Config", split: str, root: str | None = None, train: boo
 
 __all__ = [
     "DATASET_CLASSES", "DatasetError", "EvalTransform", "MultiTaskDataset", "NYUDMT", "PascalContext",
-    "TrainTransform", "build_dataset", "collate", "restore_prediction", "target_layout", "worker_init",
+    "TrainTransform", "build_dataset", "collate", "loader_context", "restore_prediction", "target_layout", "worker_init",
 ]

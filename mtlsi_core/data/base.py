@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import Dataset, get_worker_info
 
 from mtlsi_core.data.errors import DatasetError
-from mtlsi_core.data.io import cv2_threads_limited, limit_cv2_threads, loader_context
+from mtlsi_core.data.io import cv2_threads_limited, limit_cv2_threads
 from mtlsi_core.data.transforms import to_tensors
 from mtlsi_core.tasks import get_dataset
 
