@@ -78,6 +78,7 @@ def _write_params(path: Path, args: argparse.Namespace) -> None:
         "model_path": args.model,
         "backend": args.backend,
         "device": args.device,
+        "precision": "fp32" if args.device == "cpu" else "fp16",
         "process_every_frame": True,  # the demo wants an answer for every frame it sends
     }
     path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
