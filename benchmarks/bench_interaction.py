@@ -24,7 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mtlsi_core.tools.machine import describe
+from mtlsi_core.tools.machine import describe, summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REPO = Path(__file__).resolve().parents[1]
@@ -172,9 +172,7 @@ def plot(results: list[dict], path: Path, title: str) -> None:
 
 
 def plot_title(desc: dict, tasks: int, dim: int) -> str:
-    load = f", 1-min load {desc['load_average_1min']:.1f} at start" if "load_average_1min" in desc else ""
-    return (f"interaction block (T={tasks}, d={dim}, batch 1, fp32) - {desc.get('gpu') or desc['cpu']}, "
-            f"{desc['torch_threads']} threads, torch {desc['torch']}, {desc['date']}{load}")
+    return f"interaction block (T={tasks}, d={dim}, batch 1, fp32) - {summary(desc)}, {desc.get('date', '')}"
 
 
 def main(argv: list[str] | None = None) -> int:
