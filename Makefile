@@ -23,10 +23,10 @@ build: setup
 	@bash scripts/colcon_build.sh
 
 demo: build
-	@bash scripts/run_demo.sh
+	@bash scripts/run_demo.sh $(ARGS)
 
 test: build
-	@bash scripts/run_tests.sh
+	@bash scripts/run_tests.sh $(ARGS)
 
 lock: setup
 	@.venv/bin/python -m pip install -q -r requirements.in
