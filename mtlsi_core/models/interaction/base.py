@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from mtlsi_core.models.config import ModelConfig
+from mtlsi_core.models.layers import Mlp
 
 INTERACTION_MODULES: dict[str, type["Interaction"]] = {}
 
@@ -62,3 +63,21 @@ class TaskEmbedding(nn.Module):
 
     def forward(self, tokens: list[torch.Tensor]) -> list[torch.Tensor]:
         return [t + self.weight[i] for i, t in enumerate(tokens)]
+
+
+class PooledTokenAttention(Interaction):
+    """The peers' interaction layer shape: every task's F_t average-pooled to stride 8 and tagged with a task
+    embedding, then one pre-norm transformer layer (LN, qkv, attention, proj, residual; LN, MLP, residual).
+    Subclasses choose which tokens attend to which (``mhsa``: all; ``window_xtask``: one window of all tasks)."""
+
+    def __init__(self, cfg: ModelConfig, num_tasks: int, heads: int, mlp_ratio: float):
+        super().__init__(cfg, num_tasks)
+        d = cfg.embed_dim
+        self.heads = heads
+        self.pool = nn.AvgPool2d(2)
+        self.task_embed = TaskEmbedding(num_tasks, d)
+        self.norm1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.norm2 = nn.LayerNorm(d)
+        self.mlp = Mlp(d, mlp_ratio)

@@ -2,30 +2,20 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from mtlsi_core.models.config import ModelConfig
-from mtlsi_core.models.interaction.base import Interaction, TaskEmbedding, register_interaction
-from mtlsi_core.models.layers import Mlp, merge_heads, split_heads, to_tokens
+from mtlsi_core.models.interaction.base import PooledTokenAttention, register_interaction
+from mtlsi_core.models.layers import merge_heads, split_heads, to_tokens
 
 
 @register_interaction("mhsa")
-class GlobalMHSA(Interaction):
+class GlobalMHSA(PooledTokenAttention):
     """One pre-norm transformer layer over the T x HW/4 tokens (F_t average-pooled to stride 8, plus a
     task embedding). Attention cost is O((T H W / 4)^2 d): the comparison the paper's complexity claim is about."""
 
     def __init__(self, cfg: ModelConfig, num_tasks: int):
-        super().__init__(cfg, num_tasks)
-        d, m = cfg.embed_dim, cfg.mhsa
-        self.heads = m.heads
-        self.pool = nn.AvgPool2d(2)
-        self.task_embed = TaskEmbedding(num_tasks, d)
-        self.norm1 = nn.LayerNorm(d)
-        self.qkv = nn.Linear(d, 3 * d)
-        self.proj = nn.Linear(d, d)
-        self.norm2 = nn.LayerNorm(d)
-        self.mlp = Mlp(d, m.mlp_ratio)
+        super().__init__(cfg, num_tasks, cfg.mhsa.heads, cfg.mhsa.mlp_ratio)
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         x = torch.cat(self.task_embed([to_tokens(self.pool(f)) for f in feats]), dim=1)

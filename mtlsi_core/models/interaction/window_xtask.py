@@ -2,32 +2,22 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 
 from mtlsi_core.models.config import ModelConfig
-from mtlsi_core.models.interaction.base import Interaction, TaskEmbedding, register_interaction
-from mtlsi_core.models.layers import (Mlp, merge_heads, to_tokens, window_mask_as_heads, window_merge, window_pad,
+from mtlsi_core.models.interaction.base import PooledTokenAttention, register_interaction
+from mtlsi_core.models.layers import (merge_heads, to_tokens, window_mask_as_heads, window_merge, window_pad,
                                       window_partition)
 
 
 @register_interaction("window_xtask")
-class WindowCrossTask(Interaction):
+class WindowCrossTask(PooledTokenAttention):
     """Partition every task's stride-8 token map into windows; inside each window the tokens of all T tasks
     attend jointly (T*wh*ww tokens); then merge back. Cost O(T^2 H W wh ww d): linear in pixels, local."""
 
     def __init__(self, cfg: ModelConfig, num_tasks: int):
-        super().__init__(cfg, num_tasks)
-        d, m = cfg.embed_dim, cfg.window_xtask
-        self.window = tuple(m.window)
-        self.heads = m.heads
-        self.pool = nn.AvgPool2d(2)
-        self.task_embed = TaskEmbedding(num_tasks, d)
-        self.norm1 = nn.LayerNorm(d)
-        self.qkv = nn.Linear(d, 3 * d)
-        self.proj = nn.Linear(d, d)
-        self.norm2 = nn.LayerNorm(d)
-        self.mlp = Mlp(d, m.mlp_ratio)
+        super().__init__(cfg, num_tasks, cfg.window_xtask.heads, cfg.window_xtask.mlp_ratio)
+        self.window = tuple(cfg.window_xtask.window)
 
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
         pooled = [self.pool(f) for f in feats]
