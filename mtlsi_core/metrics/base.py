@@ -54,6 +54,25 @@ def check_same_shape(pred: np.ndarray, target: np.ndarray, task: str) -> None:
                          f"{target.shape} (resize the prediction to the ground truth first)")
 
 
+def probability_and_binary_gt(pred: Any, target: Any, task: str, ignore: float) -> tuple[np.ndarray, np.ndarray,
+                                                                                       np.ndarray]:
+    """(probability plane as float32, ground-truth plane, mask of its labelled pixels) of a binary task
+    (saliency, boundaries); ValueError naming the task for a non-probability prediction or a label other than
+    0, 1 and ``ignore``."""
+    p = as_plane(pred, f"{task} prediction")
+    g = as_plane(target, f"{task} ground truth")
+    check_same_shape(p, g, task)
+    p = p.astype(np.float32, copy=False)
+    if not np.all(np.isfinite(p)) or p.min(initial=0.0) < 0 or p.max(initial=0.0) > 1:
+        raise ValueError(f"task {task!r}: prediction must be a probability map in [0, 1]")
+    valid = g != ignore
+    labelled = g[valid]
+    if labelled.size and not np.all((labelled == 0) | (labelled == 1)):
+        raise ValueError(f"task {task!r}: ground truth must be 0, 1 or {ignore:g}, "
+                         f"got values {np.unique(labelled)[:10].tolist()}")
+    return p, g, valid
+
+
 class Metric:
     """Accumulator base. Subclasses set ``name`` (the registry's metric name), ``headline_key``,
     ``headline_name`` and ``decimals``, keep their sums in ``self._acc`` (name -> float or array) and their

@@ -54,7 +54,7 @@ from scipy.ndimage import distance_transform_edt
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import maximum_flow
 
-from mtlsi_core.metrics.base import Metric, as_plane, check_same_shape
+from mtlsi_core.metrics.base import Metric, probability_and_binary_gt
 from mtlsi_core.metrics.edge_nms import edge_nms
 from mtlsi_core.metrics.thinning import thin
 
@@ -283,16 +283,7 @@ class BoundaryMetric(Metric):
         return z
 
     def update(self, pred: np.ndarray, target: np.ndarray) -> None:
-        p = as_plane(pred, f"{self.task} prediction")
-        g = as_plane(target, f"{self.task} ground truth")
-        check_same_shape(p, g, self.task)
-        p = p.astype(np.float32, copy=False)
-        if not np.all(np.isfinite(p)) or p.min(initial=0.0) < 0 or p.max(initial=0.0) > 1:
-            raise ValueError(f"task {self.task!r}: prediction must be a probability map in [0, 1]")
-        labelled = g[g != self.ignore]
-        if labelled.size and not np.all((labelled == 0) | (labelled == 1)):
-            raise ValueError(f"task {self.task!r}: ground truth must be 0, 1 or {self.ignore:g}, "
-                             f"got values {np.unique(labelled)[:10].tolist()}")
+        p, g, _ = probability_and_binary_gt(pred, target, self.task, self.ignore)
         counts = image_counts(p, g, self.thresholds, self.max_dist, quantize=self.quantize, nms=self.nms,
                               strict=self.strict, ignore_value=self.ignore, thin_gt=self.thin_gt)
         acc = self._acc

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mtlsi_core.metrics.base import Metric, as_plane, check_same_shape
+from mtlsi_core.metrics.base import Metric, probability_and_binary_gt
 
 # The peers' float32 thresholds, bit for bit.
 MAXF_THRESHOLDS = torch.arange(0.05, 1, 0.05).numpy().astype(np.float32)
@@ -46,17 +46,8 @@ class MaxFMetric(Metric):
         return {"tp": np.zeros(k, np.int64), "pp": np.zeros(k, np.int64), "ap": np.zeros(k, np.int64), "images": 0}
 
     def update(self, pred: np.ndarray, target: np.ndarray) -> None:
-        p = as_plane(pred, f"{self.task} prediction")
-        gt = as_plane(target, f"{self.task} ground truth")
-        check_same_shape(p, gt, self.task)
-        p = p.astype(np.float32, copy=False)
-        if not np.all(np.isfinite(p)) or p.min(initial=0.0) < 0 or p.max(initial=0.0) > 1:
-            raise ValueError(f"task {self.task!r}: prediction must be a probability map in [0, 1]")
-        valid = gt != self.ignore
+        p, gt, valid = probability_and_binary_gt(pred, target, self.task, self.ignore)
         g = gt[valid]
-        if g.size and not np.all((g == 0) | (g == 1)):
-            raise ValueError(f"task {self.task!r}: ground truth must be 0, 1 or {self.ignore}, "
-                             f"got values {np.unique(g)[:10].tolist()}")
         pv = p[valid]
         if self.double_sigmoid:
             pv = (1.0 / (1.0 + np.exp(-pv))).astype(np.float32)
