@@ -1,5 +1,11 @@
-"""The one error type of the bag tools."""
+"""The one error type of the bag tools, and the YAML reading that raises it."""
 from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
 
 
 class BagError(Exception):
@@ -10,4 +16,16 @@ class BagError(Exception):
     """
 
 
-__all__ = ["BagError"]
+def read_yaml(path: str | os.PathLike, what: str, kind: str = "YAML") -> Any:
+    """The parsed document of a YAML (or JSON) file; BagError ``"<what> <path>: ..."`` when it cannot be read or
+    parsed. ``kind`` names the expected format in that message."""
+    p = Path(path)
+    try:
+        return yaml.safe_load(p.read_text())
+    except OSError as e:
+        raise BagError(f"{what} {p}: cannot read it ({e.strerror or e})") from None
+    except yaml.YAMLError as e:
+        raise BagError(f"{what} {p}: not valid {kind} ({' '.join(str(e).split())})") from None
+
+
+__all__ = ["BagError", "read_yaml"]

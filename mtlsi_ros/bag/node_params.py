@@ -18,9 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import yaml
-
-from mtlsi_ros.bag.errors import BagError
+from mtlsi_ros.bag.errors import BagError, read_yaml
 from mtlsi_ros.params import PARAMS_BY_NAME, NodeParams, ParamError, validate
 
 NODE_NAME = "perception"
@@ -52,12 +50,7 @@ def read_params_files(files: Sequence[str | os.PathLike], node_fqn: str = "/" + 
     values: dict[str, Any] = {}
     for f in files:
         path = Path(f)
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except OSError as e:
-            raise BagError(f"params file {path}: cannot read it ({e.strerror or e})") from None
-        except yaml.YAMLError as e:
-            raise BagError(f"params file {path}: not valid YAML ({' '.join(str(e).split())})") from None
+        doc = read_yaml(path, "params file")
         if doc is None:
             continue
         if not isinstance(doc, Mapping):

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import numpy as np
-import yaml
 
 from mtlsi_core.data.errors import DatasetError
 from mtlsi_core.data.io import read_image
@@ -22,7 +21,7 @@ from mtlsi_core.data.nyud import IMAGE_EXTS, LAYOUT, NYUDMT
 from mtlsi_core.data.synth import KINECT_RGB_640x480
 from mtlsi_core.outputs import scale_intrinsics
 from mtlsi_core.tasks import get_dataset
-from mtlsi_ros.bag.errors import BagError
+from mtlsi_ros.bag.errors import BagError, read_yaml
 
 IDENTITY_R = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
@@ -82,12 +81,7 @@ def read_calibration(path: str | os.PathLike) -> Calibration:
     camera_matrix, distortion_model, distortion_coefficients, rectification_matrix, projection_matrix) or the
     ``camera.json`` of mtlsi-synth (width, height, K, D)."""
     p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except OSError as e:
-        raise BagError(f"camera info {p}: cannot read it ({e.strerror or e})") from None
-    except yaml.YAMLError as e:
-        raise BagError(f"camera info {p}: not valid YAML/JSON ({' '.join(str(e).split())})") from None
+    doc = read_yaml(p, "camera info", kind="YAML/JSON")
     if not isinstance(doc, dict):
         raise BagError(f"camera info {p}: expected a mapping (ROS calibration YAML or camera.json)")
     if "camera_matrix" in doc:
