@@ -77,20 +77,27 @@ class _TaskLoss(nn.Module):
         raise NotImplementedError
 
 
-class CrossEntropyLoss(_TaskLoss):
-    """Softmax cross-entropy over the non-ignored pixels (InvPT/ATRC ``CrossEntropyLoss``, semseg and human_parts).
-
-    loss = sum_{valid p} -log softmax(x_p)[y_p] / max(#valid, 1).
-    """
+class _LabelLoss(_TaskLoss):
+    """Base of the losses on class-id targets with an ignore value."""
 
     def __init__(self, ignore_index: int = 255):
         super().__init__()
         self.ignore_index = int(ignore_index)
 
-    def _loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _labels(self, out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logits at the target's size, (B, H, W) long labels, mask of the non-ignored pixels)."""
         target = _as_label_map(out, target)
-        out = _match_size(out, target.shape[-2:])
-        valid = target != self.ignore_index
+        return _match_size(out, target.shape[-2:]), target, target != self.ignore_index
+
+
+class CrossEntropyLoss(_LabelLoss):
+    """Softmax cross-entropy over the non-ignored pixels (InvPT/ATRC ``CrossEntropyLoss``, semseg and human_parts).
+
+    loss = sum_{valid p} -log softmax(x_p)[y_p] / max(#valid, 1).
+    """
+
+    def _loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        out, target, valid = self._labels(out, target)
         bad = valid & ((target < 0) | (target >= out.shape[1]))
         if bool(bad.any()):
             raise ValueError(f"label values outside [0, {out.shape[1] - 1}] (and not the ignore value "
@@ -172,7 +179,7 @@ class BalancedBCELoss(_TaskLoss):
         return torch.where(valid, per_pixel, torch.zeros_like(per_pixel)).sum() / n_valid.clamp_min(1)
 
 
-class BalancedCELoss(_TaskLoss):
+class BalancedCELoss(_LabelLoss):
     """Two-class softmax cross-entropy with class weights from the batch's label balance (InvPT/ATRC
     ``CrossEntropyLoss(balanced=True)``, saliency).
 
@@ -183,14 +190,8 @@ class BalancedCELoss(_TaskLoss):
 
     channels = 2
 
-    def __init__(self, ignore_index: int = 255):
-        super().__init__()
-        self.ignore_index = int(ignore_index)
-
     def _loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        target = _as_label_map(out, target)
-        out = _match_size(out, target.shape[-2:])
-        valid = target != self.ignore_index
+        out, target, valid = self._labels(out, target)
         if bool((valid & (target != 0) & (target != 1)).any()):
             raise ValueError(f"saliency target values must be 0, 1 or the ignore value {self.ignore_index}")
         n_valid = valid.sum().clamp_min(1)
