@@ -16,7 +16,7 @@ from typing import Sequence
 
 import cv2
 import numpy as np
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import Header
 
 from mtlsi_core.outputs import scale_intrinsics
@@ -237,6 +237,59 @@ def make_camera_info(k: Sequence[float], hw: tuple[int, int], header: Header) ->
     return info
 
 
+# numpy scalar type of a point field -> sensor_msgs/PointField datatype (the layout is written here: no sensor_msgs_py)
+_POINT_FIELD_TYPES = {np.dtype(np.int8): PointField.INT8, np.dtype(np.uint8): PointField.UINT8,
+                      np.dtype(np.int16): PointField.INT16, np.dtype(np.uint16): PointField.UINT16,
+                      np.dtype(np.int32): PointField.INT32, np.dtype(np.uint32): PointField.UINT32,
+                      np.dtype(np.float32): PointField.FLOAT32, np.dtype(np.float64): PointField.FLOAT64}
+
+
+def numpy_to_pointcloud2(cloud: np.ndarray, header: Header) -> PointCloud2:
+    """A structured array (H, W) (organised) or (N,) (e.g. ``mtlsi_core.geometry.point_cloud``) -> PointCloud2 with
+    one PointField per named field at its offset; one copy of the bytes. ``is_dense`` when no x is NaN."""
+    if cloud.dtype.names is None or cloud.ndim not in (1, 2):
+        raise ValueError(f"expected a structured (N,) or (H, W) array, got {cloud.dtype} of shape {cloud.shape}")
+    fields = []
+    for name in cloud.dtype.names:
+        dt, offset = cloud.dtype.fields[name][:2]
+        if not dt.isnative:  # the message's is_bigendian holds for every field: the machine's order
+            raise ValueError(f"point field {name!r}: {dt} is not in this machine's byte order")
+        if dt not in _POINT_FIELD_TYPES:
+            raise ValueError(f"point field {name!r}: type {dt} has no PointField datatype")
+        fields.append(PointField(name=name, offset=int(offset), datatype=_POINT_FIELD_TYPES[dt], count=1))
+    msg = PointCloud2()
+    msg.header = header
+    msg.height, msg.width = (int(cloud.shape[0]), int(cloud.shape[1])) if cloud.ndim == 2 else (1, int(cloud.size))
+    msg.fields = fields
+    msg.is_bigendian = _NATIVE_BIG_ENDIAN
+    msg.point_step = int(cloud.dtype.itemsize)
+    msg.row_step = msg.point_step * msg.width
+    msg.is_dense = bool("x" not in cloud.dtype.names or not np.isnan(cloud["x"]).any())
+    msg.data = _to_uint8_array(cloud)
+    return msg
+
+
+def pointcloud2_to_numpy(msg: PointCloud2) -> np.ndarray:
+    """A PointCloud2 -> structured array (H, W) (``height > 1``) or (N,), fields as the message declares them."""
+    types = {v: k for k, v in _POINT_FIELD_TYPES.items()}
+    order = ">" if msg.is_bigendian else "<"
+    names, formats, offsets = [], [], []
+    for f in msg.fields:
+        if f.datatype not in types or f.count != 1:
+            raise ValueError(f"point field {f.name!r}: datatype {f.datatype} x {f.count} is not supported")
+        names.append(f.name)
+        formats.append(types[f.datatype].newbyteorder(order))
+        offsets.append(int(f.offset))
+    dt = np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": int(msg.point_step)})
+    h, w = int(msg.height), int(msg.width)
+    if msg.row_step != w * msg.point_step or len(msg.data) != h * msg.row_step:
+        raise ValueError(f"PointCloud2 {w}x{h}: point_step {msg.point_step}, row_step {msg.row_step} and data "
+                         f"length {len(msg.data)} do not match")
+    pts = np.frombuffer(msg.data, dtype=np.uint8).view(dt).copy()
+    return pts.reshape(h, w) if h > 1 else pts
+
+
 __all__ = ["ENCODINGS", "INPUT_ENCODINGS", "Encoding", "InputError", "check_pixels", "compressed_to_rgb",
-           "image_to_numpy", "image_to_rgb", "make_camera_info", "numpy_to_image", "rgb_to_compressed",
+           "image_to_numpy", "image_to_rgb", "make_camera_info", "numpy_to_image", "numpy_to_pointcloud2",
+           "pointcloud2_to_numpy", "rgb_to_compressed",
            "scale_camera_info"]

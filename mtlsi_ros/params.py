@@ -90,6 +90,13 @@ _COMMON: tuple[ParamSpec, ...] = (
               "colours (0: colours only)", float, check=_unit),
     ParamSpec("palette_file", "", "YAML list of [r, g, b] rows (class id = row) for label colour images; "
               "empty: the built-in palette", str),
+    ParamSpec("publish_points", False, "publish <camera>/points (sensor_msgs/PointCloud2, optical frame: x, y, z, "
+              "rgb, label, confidence) back-projected from depth with output/camera_info (without camera_info: "
+              "the model's training focal length); built only while subscribed", bool),
+    ParamSpec("points_organized", False, "points as an organised cloud (height x width of the outputs, one point "
+              "per pixel, NaN where depth is invalid; needs points_keep_invalid) instead of a list", bool),
+    ParamSpec("points_keep_invalid", False, "keep points without valid depth (x, y, z NaN); false: drop them "
+              "(is_dense cloud)", bool),
     ParamSpec("min_depth", 0.0, "depth <= this is invalid (NaN), metres", float, check=_non_negative),
     ParamSpec("max_depth", 0.0, "depth > this is invalid (NaN), metres; 0: no upper limit", float,
               check=_non_negative),
@@ -144,6 +151,9 @@ class NodeParams:
     publish_color: bool
     overlay_alpha: float
     palette_file: str
+    publish_points: bool
+    points_organized: bool
+    points_keep_invalid: bool
     min_depth: float
     max_depth: float
     qos_reliability: str
@@ -199,6 +209,9 @@ def validate(values: Mapping[str, Any]) -> NodeParams:
         clean[spec.name] = v
     if clean["max_depth"] > 0 and clean["max_depth"] <= clean["min_depth"]:
         raise ParamError(f"parameter 'max_depth' = {clean['max_depth']} must exceed min_depth = {clean['min_depth']}")
+    if clean["points_organized"] and not clean["points_keep_invalid"]:
+        raise ParamError("parameter 'points_organized' = True needs points_keep_invalid = True (an organised cloud "
+                         "keeps one point per pixel)")
     dev = clean["device"]
     if not (dev == "cpu" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ParamError(f"parameter 'device': {dev!r} is not 'cpu', 'cuda' or 'cuda:N'")

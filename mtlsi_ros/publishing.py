@@ -19,18 +19,20 @@ from typing import Any, Callable, Collection, Mapping, Sequence
 import cv2
 import numpy as np
 import yaml
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
+from mtlsi_core.geometry import canonical_intrinsics, point_cloud
 from mtlsi_core.outputs import cast_for_encoding, fit_within_pixels, mask_outside_range
 from mtlsi_core.tasks import get_task
 from mtlsi_core.viz import VISUALS, overlay
-from mtlsi_ros.conversions import ENCODINGS, numpy_to_image, scale_camera_info
+from mtlsi_ros.conversions import ENCODINGS, numpy_to_image, numpy_to_pointcloud2, scale_camera_info
 from mtlsi_ros.params import NodeParams, ParamError, encoding_param
 
 
 # The re-stamped, scaled camera_info. Not "camera_info": that name is the input, and a remap of the input
 # (camera_info:=/camera/camera_info) would also move an output of the same name onto the camera's topic.
 CAMERA_INFO_TOPIC = "output/camera_info"
+POINTS_TOPIC = "points"  # sensor_msgs/PointCloud2 (publish_points)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,58 @@ class OutputPlan:
     colorize: Callable[[np.ndarray], np.ndarray]
     overlay_alpha: float  # > 0: colour image blended over the input
     valid_range: tuple[float, float] | None  # NaN outside (lo, hi]; hi <= 0: no upper bound
+
+
+@dataclass(frozen=True)
+class PointsPlan:
+    """How ``POINTS_TOPIC`` is built: depth and labels of which tasks, cloud layout, and the K to assume without
+    camera_info (the training camera at the network size; None: no cloud for frames without camera_info)."""
+    depth_task: str
+    label_task: str
+    organized: bool
+    keep_invalid: bool
+    valid_range: tuple[float, float]
+    network_hw: tuple[int, int]
+    canonical_focal: float | None
+
+
+def build_points_plan(tasks: Sequence[str], params: NodeParams, network_hw: tuple[int, int],
+                      canonical_focal: float | None) -> PointsPlan | None:
+    """The PointsPlan under ``params`` (None when ``publish_points`` is off); ParamError when the model predicts no
+    depth or no labels, or when neither camera_info nor the model's focal length gives the intrinsics."""
+    if not params.publish_points:
+        return None
+    depth = [t for t in tasks if get_task(t).visual == "depth"]
+    labels = [t for t in tasks if get_task(t).kind == "labels"]
+    if not depth or not labels:
+        raise ParamError(f"parameter 'publish_points': the model predicts no {'depth' if not depth else 'labels'} "
+                         f"task (tasks: {', '.join(tasks)})")
+    if not params.use_camera_info and not canonical_focal:
+        raise ParamError("parameter 'publish_points': use_camera_info is off and the model records no training "
+                         "focal length (canonical_focal): no intrinsics to back-project depth with")
+    return PointsPlan(depth[0], labels[0], params.points_organized, params.points_keep_invalid,
+                      (params.min_depth, params.max_depth), (int(network_hw[0]), int(network_hw[1])),
+                      float(canonical_focal) if canonical_focal else None)
+
+
+def points_message(plan: PointsPlan, header: Any, outputs: Mapping[str, np.ndarray], rgb: np.ndarray,
+                   camera_info: CameraInfo | None) -> PointCloud2 | None:
+    """The PointCloud2 of one frame in the optical frame of ``header`` (None without any intrinsics): depth (masked to
+    the valid range in place, as its image) back-projected with the output camera_info's K (the input's, scaled to
+    the output size), else the training camera's; colour from ``rgb`` at the output size; confidence from
+    ``outputs["<label task>_confidence"]`` where the runtime gives it, else NaN."""
+    depth = mask_outside_range(outputs[plan.depth_task], *plan.valid_range, out=outputs[plan.depth_task])
+    out_hw = depth.shape[:2]
+    if camera_info is not None and camera_info.k[0] > 0:
+        k = np.asarray(scale_camera_info(camera_info, header, rgb.shape[:2], out_hw).k)
+    elif plan.canonical_focal:
+        k = canonical_intrinsics(out_hw, plan.network_hw, plan.canonical_focal)
+    else:
+        return None
+    color = rgb if rgb.shape[:2] == out_hw else cv2.resize(rgb, (out_hw[1], out_hw[0]), interpolation=cv2.INTER_AREA)
+    cloud = point_cloud(depth, k, color, outputs[plan.label_task], outputs.get(f"{plan.label_task}_confidence"),
+                        organized=plan.organized, keep_invalid=plan.keep_invalid)
+    return numpy_to_pointcloud2(cloud, header)
 
 
 def load_palette(path: str) -> np.ndarray:
@@ -104,13 +158,15 @@ def focal_length_px(info: CameraInfo | None, image_width: int) -> float | None:
 
 
 def build_messages(plans: Sequence[OutputPlan], header: Any, outputs: Mapping[str, np.ndarray], rgb: np.ndarray,
-                   camera_info: CameraInfo | None, wanted: Collection[str] | None = None) -> list[tuple[str, Any]]:
+                   camera_info: CameraInfo | None, wanted: Collection[str] | None = None,
+                   points: PointsPlan | None = None) -> list[tuple[str, Any]]:
     """The messages of one frame: ``[(topic relative to the camera namespace, message), ...]`` in plan order (main
     image, then its colour image), then ``CAMERA_INFO_TOPIC`` (when ``camera_info`` is given).
 
     ``outputs``: the runtime's result for the frame (``Runtime.infer``); depth-like outputs are masked to their
     valid range in place. ``rgb``: the input image (label overlays, camera_info scaling). ``wanted``: the relative
     topics to build (None: all); nothing is computed for the others. Every message carries ``header`` unchanged.
+    ``points``: also ``POINTS_TOPIC`` (last), see ``points_message``.
     """
     msgs: list[tuple[str, Any]] = []
     out_hw: tuple[int, int] | None = None
@@ -135,6 +191,10 @@ def build_messages(plans: Sequence[OutputPlan], header: Any, outputs: Mapping[st
             msgs.append((plan.color_topic, numpy_to_image(np.ascontiguousarray(color, dtype=np.uint8), "rgb8", header)))
     if camera_info is not None and out_hw is not None and (wanted is None or CAMERA_INFO_TOPIC in wanted):
         msgs.append((CAMERA_INFO_TOPIC, scale_camera_info(camera_info, header, rgb.shape[:2], out_hw)))
+    if points is not None and (wanted is None or POINTS_TOPIC in wanted):
+        cloud = points_message(points, header, outputs, rgb, camera_info)
+        if cloud is not None:
+            msgs.append((POINTS_TOPIC, cloud))
     return msgs
 
 
@@ -148,7 +208,7 @@ class CameraOutputs:
     """The publishers of one camera. ``create_publisher(msg_type, topic) -> publisher`` is the node's factory."""
 
     def __init__(self, namespace: str, plans: Sequence[OutputPlan], create_publisher: Callable,
-                 with_camera_info: bool):
+                 with_camera_info: bool, points: PointsPlan | None = None):
         self.namespace = namespace
         self.plans = list(plans)
         self.main = {p.task: create_publisher(Image, join_topic(namespace, p.topic)) for p in self.plans}
@@ -161,10 +221,16 @@ class CameraOutputs:
         self.by_topic.update({p.color_topic: self.color[p.task] for p in self.plans if p.color_topic})
         if self.camera_info is not None:
             self.by_topic[CAMERA_INFO_TOPIC] = self.camera_info
+        self.points_plan = points
+        self.points = (create_publisher(PointCloud2, join_topic(namespace, POINTS_TOPIC))
+                       if points is not None else None)
+        if self.points is not None:
+            self.by_topic[POINTS_TOPIC] = self.points
 
     def publishers(self) -> list:
         pubs = list(self.main.values()) + list(self.color.values())
-        return pubs + ([self.camera_info] if self.camera_info is not None else [])
+        pubs += [self.camera_info] if self.camera_info is not None else []
+        return pubs + ([self.points] if self.points is not None else [])
 
     def has_subscribers(self) -> bool:
         return any(p.get_subscription_count() > 0 for p in self.publishers())
@@ -173,11 +239,12 @@ class CameraOutputs:
                 camera_info: CameraInfo | None) -> int:
         """Publish one frame's outputs (those subscribed); returns the number of messages sent."""
         wanted = {topic for topic, pub in self.by_topic.items() if pub.get_subscription_count() > 0}
-        msgs = build_messages(self.plans, header, outputs, rgb, camera_info, wanted)
+        msgs = build_messages(self.plans, header, outputs, rgb, camera_info, wanted, self.points_plan)
         for topic, msg in msgs:
             self.by_topic[topic].publish(msg)
         return len(msgs)
 
 
-__all__ = ["CAMERA_INFO_TOPIC", "CameraOutputs", "OutputPlan", "build_messages", "build_plans", "focal_length_px",
-           "join_topic", "load_palette", "output_size_arg", "output_topics"]
+__all__ = ["CAMERA_INFO_TOPIC", "POINTS_TOPIC", "CameraOutputs", "OutputPlan", "PointsPlan", "build_messages",
+           "build_plans", "build_points_plan", "focal_length_px", "join_topic", "load_palette", "output_size_arg",
+           "output_topics", "points_message"]

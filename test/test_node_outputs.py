@@ -141,3 +141,54 @@ def test_network_resolution_and_alternative_encodings(node, client):
     expect_valid = np.isfinite(d) & (d > np.float32(lo)) & (d <= np.float32(hi))  # the node compares in float32
     np.testing.assert_array_equal(np.isfinite(d2), expect_valid)
     np.testing.assert_allclose(d2[expect_valid], d[expect_valid], rtol=1e-6)
+
+
+def test_points_output_off_by_default_then_an_organised_cloud_matching_depth_and_labels(node, client):
+    """``publish_points``: PointCloud2 on <camera>/points with the input's header, back-projected from the published
+    depth with the published (scaled) camera_info, labels equal to the segmentation."""
+    import threading
+
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import PointCloud2
+
+    from mtlsi_ros.conversions import pointcloud2_to_numpy
+
+    proc, _, _ = node
+    assert client.node.count_publishers("/t/points") == 0  # off by default
+    lc = LifecycleClient(client.node, proc.fqn)
+    assert lc.change_state("deactivate") and lc.change_state("cleanup")
+    assert all(lc.set_parameters({"publish_points": True, "points_organized": True, "points_keep_invalid": True,
+                                  "output_resolution": "input", "segmentation_encoding": "mono8",
+                                  "min_depth": 0.0, "max_depth": 0.0}))
+    assert lc.change_state("configure") and lc.change_state("activate")
+    got: dict[int, PointCloud2] = {}
+    cond = threading.Condition()
+
+    def on_points(msg):
+        with cond:
+            got[stamp_to_ns(msg.header.stamp)] = msg
+            cond.notify_all()
+
+    sub = client.node.create_subscription(PointCloud2, "/t/points", on_points,
+                                          QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    try:
+        client.wait_for_node(60)
+        k = intrinsics(H, W)
+        stamp = 1_800_000_000_000_000_007
+        h = client.publish(sample_image(H, W, seed=7), stamp_ns=stamp, frame_id="cam_optical", k=k)
+        outs = client.wait_for(h, timeout=30)
+        with cond:
+            assert cond.wait_for(lambda: stamp in got, timeout=30), "no points message"
+        msg = got[stamp]
+    finally:
+        client.node.destroy_subscription(sub)
+    assert msg.header.frame_id == "cam_optical" and stamp_to_ns(msg.header.stamp) == stamp
+    assert (msg.height, msg.width) == (H, W)
+    cloud = pointcloud2_to_numpy(msg)
+    depth = image_to_numpy(outs["depth"].msg)
+    np.testing.assert_array_equal(cloud["z"], depth)  # NaN where depth is NaN, the same metres elsewhere
+    np.testing.assert_array_equal(cloud["label"], image_to_numpy(outs["segmentation"].msg))
+    kk = np.asarray(outs["output/camera_info"].msg.k).reshape(3, 3)
+    u = np.arange(W)[None, :]
+    np.testing.assert_allclose(cloud["x"], (u - kk[0, 2]) * depth / kk[0, 0], rtol=1e-5, atol=1e-6)
+    assert np.isnan(cloud["confidence"]).all()  # the runtimes give no segmentation confidence yet
