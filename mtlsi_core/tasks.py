@@ -198,6 +198,9 @@ class DatasetSpec:
     # Rotation taking the dataset's stored normals into the camera optical frame (x right, y down, z forward),
     # the frame the network predicts and the ROS node publishes. Rows: optical axes in stored coordinates.
     normals_to_optical: tuple[tuple[float, float, float], ...] = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
+    # Horizontal focal length (pixels) of the dataset's frames as stored, for the focal-length correction of depth
+    # in evaluation (a folder's camera.json takes precedence); None: unknown.
+    focal_length: float | None = None
 
 
 NYUD_CLASSES = (
@@ -225,6 +228,7 @@ DATASETS: Mapping[str, DatasetSpec] = MappingProxyType(
             # shared/data/nyud_real_samples the floor decodes to (0, -0.18, 0.98) and walls facing the camera to
             # y < 0. Optical = (x, -z, y). Angular errors are unchanged by the rotation, so benchmark metrics are too.
             normals_to_optical=((1.0, 0.0, 0.0), (0.0, 0.0, -1.0), (0.0, 1.0, 0.0)),
+            focal_length=518.8579,  # Kinect colour camera (NYU toolbox); NYUD-MT frames are crops, not resized
         ),
         "pascal": DatasetSpec(
             name="pascal", tasks=("semseg", "human_parts", "sal", "normals", "edge"),

@@ -26,9 +26,11 @@ if TYPE_CHECKING:
 DATASET_CLASSES: dict[str, type[MultiTaskDataset]] = {"nyud": NYUDMT, "synth": NYUDMT, "pascal": PascalContext}
 
 
-def build_dataset(cfg: "Config", split: str, root: str | None = None, train: bool | None = None) -> MultiTaskDataset:
+def build_dataset(cfg: "Config", split: str, root: str | None = None, train: bool | None = None,
+                  protocol: str | None = None) -> MultiTaskDataset:
     """The dataset of ``cfg.data`` for ``split``; ``root`` overrides ``cfg.data.root``; ``train`` (default: whether
-    ``split`` is ``cfg.data.train_split``) selects the augmenting transform."""
+    ``split`` is ``cfg.data.train_split``) selects the augmenting transform; ``protocol`` (``project`` by default)
+    the evaluation protocol's ground-truth construction (``mtlsi_core.metrics.protocol``)."""
     data = cfg.data
     root = root if root is not None else data.root
     if root is None:
@@ -36,7 +38,8 @@ def build_dataset(cfg: "Config", split: str, root: str | None = None, train: boo
     if train is None:
         train = split == data.train_split
     transform = TrainTransform.from_config(data) if train else EvalTransform.from_config(data)
-    return DATASET_CLASSES[data.dataset](root, split, data.tasks, transform, dataset=data.dataset)
+    extra = {} if protocol is None else {"protocol": protocol}
+    return DATASET_CLASSES[data.dataset](root, split, data.tasks, transform, dataset=data.dataset, **extra)
 
 
 __all__ = [

@@ -17,7 +17,8 @@ Conventions of the peers, implemented here:
 - normals: only pixels of PASCAL-Context classes that NYUDv2 also labels (``NORMALS_VALID_CONTEXT_IDS``) have
   valid distilled normals; the rest are invalid (zero vector).
 - edges: boundaries of the 459-class label map (non-zero Laplacian), thinned to one pixel
-  (skimage.morphology.thin).
+  (skimage.morphology.thin). Under the ``paper`` evaluation protocol (``mtlsi_core.metrics.protocol``): SEISM's
+  ``seg2bmap`` of the label map instead (thinned by the boundary metric), as InvPT / ATRC are scored.
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ from mtlsi_core.data.base import MultiTaskDataset, Transform, check_label_range,
 from mtlsi_core.data.errors import DatasetError
 from mtlsi_core.data.io import read_image, read_label_png, read_png_unchanged, require_file
 from mtlsi_core.data.nyud import decode_normals
+from mtlsi_core.metrics.boundary import seg2bmap
+from mtlsi_core.metrics.protocol import EvalProtocol, get_protocol
 
 PERSON_CLASS = 15  # VOC class index of "person" in PASCAL-Part
 PART_GROUPS: dict[str, int] = {
@@ -136,8 +139,10 @@ class PascalContext(MultiTaskDataset):
     """PASCAL-Context multi-task folders (see the module docstring)."""
 
     def __init__(self, root: str | os.PathLike, split: str, tasks: Sequence[str], transform: Transform,
-                 dataset: str = "pascal"):
+                 dataset: str = "pascal", protocol: EvalProtocol | str | None = None):
         super().__init__(root, split, tasks, transform, dataset)
+        self.protocol = get_protocol(protocol)
+        self.focal_length = None  # PASCAL images come from unknown cameras
         image_dir = require_dir(self.root / "JPEGImages", "image folder")
         for t in self.tasks:
             for folder in TASK_FILES[t][0]:
@@ -194,6 +199,8 @@ class PascalContext(MultiTaskDataset):
         return (raw.astype(np.float32) / scale > 0.5).astype(np.uint8)
 
     def _edge(self, files, shape, ctx):
+        if self.protocol.boundary_gt == "seg2bmap":
+            return seg2bmap(ctx).astype(np.uint8)
         return edges_from_labels(ctx)
 
 

@@ -266,14 +266,17 @@ def to_tensors(image: np.ndarray, targets: dict[str, np.ndarray]) -> dict[str, t
     return out
 
 
-def restore_prediction(task: str, pred: np.ndarray | torch.Tensor, meta: Mapping, undo_zoom: bool = True) -> np.ndarray:
+def restore_prediction(task: str, pred: np.ndarray | torch.Tensor, meta: Mapping, undo_zoom: bool = True,
+                       zoom: float | None = None) -> np.ndarray:
     """Map a prediction at network resolution back onto the sample's original ground-truth grid.
 
     ``pred``: (H, W) or, for vector tasks, (H, W, C) or (C, H, W) at ``meta["input_size"]``. The padding is cut
     off (``valid_box``), the rest resized to ``orig_size`` with the task's registry interpolation (vectors are
-    re-normalised). With ``undo_zoom``, a depth predicted on an input that was downscaled by ``scale`` is
-    multiplied by ``scale`` (the inverse of the training convention, under which an image shrunk by s shows
-    the scene 1/s times farther away).
+    re-normalised). With ``undo_zoom``, a depth predicted on an input that looks ``zoom`` times closer than a
+    training image at scale 1 is multiplied by ``zoom`` (the inverse of the training convention, under which an
+    image shrunk by s shows the scene 1/s times farther away). ``zoom`` defaults to ``meta["scale"]``, which is
+    right only when the dataset's camera is the training camera; ``mtlsi_core.training.evaluation`` passes the
+    focal-length-corrected zoom (``mtlsi_core.runtime.processing.focal_zoom``).
     """
     if isinstance(pred, torch.Tensor):
         pred = pred.detach().cpu().numpy()
@@ -294,7 +297,7 @@ def restore_prediction(task: str, pred: np.ndarray | torch.Tensor, meta: Mapping
         if pred.ndim == 3:
             norm = np.linalg.norm(pred, axis=-1, keepdims=True)
             pred = np.where(norm > 1e-6, pred / np.maximum(norm, 1e-6), 0.0).astype(np.float32)
-    scale = float(meta.get("scale", 1.0))
+    scale = float(meta.get("scale", 1.0)) if zoom is None else float(zoom)
     if undo_zoom and scale != 1.0 and task in ZOOM_EXPONENT:
         pred = pred * np.float32(scale ** (-ZOOM_EXPONENT[task]))
     return np.ascontiguousarray(pred)

@@ -18,19 +18,28 @@ Per image:
    v / 255; ``quantize=True`` (default) reproduces that;
 2. (invpt) NMS; for each threshold the map is binarised and thinned (``bwmorph(.., 'thin', Inf)``; here Guo-Hall,
    ``mtlsi_core.metrics.thinning``);
-3. the ground-truth boundary map is thinned too (SEISM thins ``seg2bmap`` of its label map; we take the dataset's
-   boundary map and thin it; :func:`seg2bmap` is provided for label maps);
+3. the ground-truth boundary map is thinned too (SEISM thins ``seg2bmap`` of its label map; the loaders give
+   either that, ``--protocol paper``, or the project's own boundary map; see "Ground truth" below);
 4. predicted and ground-truth pixels are put in one-to-one correspondence within the tolerance
    maxDist x image diagonal (``DatasetSpec.boundary_max_dist``; pairs with dy^2 + dx^2 <= (maxDist diag)^2, as
    ``correspondPixels``), giving cntP = cntR = number of matched pairs, sumP = predicted pixels, sumR =
    ground-truth pixels.
 
-``correspondPixels`` solves a min-cost assignment in which a pixel left unmatched costs an outlier cost of
-100 x maxDist, far above any matched pair (at most maxDist): its optimum therefore has the largest possible number
-of matched pairs, and the counts above (all the F-measure uses) equal the size of a maximum-cardinality matching of
-the "within tolerance" bipartite graph. We compute that exactly as a unit-capacity max flow (Dinic,
-``scipy.sparse.csgraph.maximum_flow``); which pixels pair up may differ from BSDS's CSA solution, the counts do not
-(the tests check them against a min-cost assignment with outlier costs).
+``correspondPixels`` sets up a min-cost assignment in which a pixel left unmatched costs an outlier cost of
+100 x maxDist, far above any matched pair (at most maxDist), so its exact optimum would have the largest possible
+number of matched pairs. We compute that maximum exactly, as the size of a maximum-cardinality matching of the
+"within tolerance" bipartite graph (a unit-capacity max flow: Dinic, ``scipy.sparse.csgraph.maximum_flow``; the
+tests check it against a min-cost assignment with outlier costs). BSDS's own solver does not always reach it: its
+graph is sparsified with random outlier edges and its C++ seeds the random generator from the clock
+(``correspondPixels``' ``Random`` / ``srand(time)``), so its counts vary slightly from run to run and can fall
+short of the maximum. Our exact matching can therefore find up to about 0.02 % more matches than SEISM on the same
+maps (odsF differences of the order of 0.01 points, measured against the peers' code), never fewer; the figures
+are equal to SEISM's within that, not bit for bit.
+
+Ground truth: the metric thins the boundary map it is given (``thin_gt``). Which map that is depends on the
+evaluation protocol (``mtlsi_core.metrics.protocol``): SEISM scores ``thin(seg2bmap(X))`` with X the NYUD edge
+PNG read as a label map or the PASCAL-Context label map (``--protocol paper``); the project's default gives the
+dataset's own boundary map (docs/evaluation_protocol.md measures the difference).
 
 Aggregation (SEISM):
 - odsF: counts summed over images per threshold, R = cntR / sumR, P = cntP / sumP, F = 2PR / (P + R); odsF is the

@@ -133,6 +133,8 @@ class Runtime(ABC):
         zoom ** -exponent. Unknown focal length, or a model without ``canonical_focal``: zoom 1 (the camera is
         assumed to match the training camera at the network size). None when no correction applies.
         """
+        from mtlsi_core.runtime.processing import focal_zoom
+
         if self.canonical_focal is None or focal_lengths is None or all(f is None for f in focal_lengths):
             return None
         w_net = self.input_size[1]
@@ -141,9 +143,7 @@ class Runtime(ABC):
             if f is None:
                 zooms.append(1.0)
                 continue
-            if not np.isfinite(f) or f <= 0:
-                raise ValueError(f"focal length must be a positive number of pixels, got {f!r}")
-            zooms.append(float(f) * w_net / (img.shape[1] * self.canonical_focal))
+            zooms.append(focal_zoom(f, w_net / img.shape[1], self.canonical_focal))  # shared with mtlsi-eval
         return zooms
 
     def warmup(self, iterations: int = 2) -> None:

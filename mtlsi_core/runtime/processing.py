@@ -102,6 +102,25 @@ def resize_prediction(task: str, pred: torch.Tensor, size: tuple[int, int]) -> t
     return resize_batch(task, pred[None], size)[0]
 
 
+def focal_zoom(focal_px: float, resize_scale: float, canonical_focal: float) -> float:
+    """How much closer the scene looks to the network than to the training camera: the one focal-length
+    correction of metric depth, shared by the runtimes (``Runtime.zoom_factors``) and ``mtlsi-eval``.
+
+    An image of horizontal focal length ``focal_px`` (pixels, at its own resolution) resized by ``resize_scale``
+    (network width / image width) has focal length ``focal_px * resize_scale`` at the network; the network learned
+    the camera of ``canonical_focal`` (``data.canonical_focal``), so zoom = focal_px * resize_scale /
+    canonical_focal, and zoom-dependent predictions are corrected by zoom ** -exponent (``apply_zoom``).
+    """
+    f = float(focal_px)
+    if not np.isfinite(f) or f <= 0:
+        raise ValueError(f"focal length must be a positive number of pixels, got {focal_px!r}")
+    if not np.isfinite(resize_scale) or resize_scale <= 0:
+        raise ValueError(f"resize scale must be a positive number, got {resize_scale!r}")
+    if not np.isfinite(canonical_focal) or canonical_focal <= 0:
+        raise ValueError(f"canonical focal length must be a positive number of pixels, got {canonical_focal!r}")
+    return f * float(resize_scale) / float(canonical_focal)
+
+
 def apply_zoom(preds: Mapping[str, torch.Tensor], zooms: Sequence[float]) -> dict[str, torch.Tensor]:
     """Correct zoom-dependent predictions (``TaskSpec.zoom_exponent``, e.g. depth) image by image:
     a target that training multiplied by zoom ** e is multiplied by zoom ** -e here."""

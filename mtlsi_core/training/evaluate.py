@@ -7,8 +7,14 @@ Examples::
                --save-predictions out/pngs
 
 The config defaults to the one stored in the checkpoint. Predictions are mapped back to the original
-ground-truth resolution before scoring (``mtlsi_core.training.evaluation``). "Params" is the parameter
-count without the backbone, as in the paper's tables.
+ground-truth resolution before scoring (``mtlsi_core.training.evaluation``); depth gets the runtimes'
+focal-length correction (the dataset's camera: its camera.json, else the dataset type's focal length, e.g. NYUDv2
+518.86 px; against the checkpoint's data.canonical_focal). "Params" is the parameter count without the backbone,
+as in the paper's tables.
+
+--protocol project (default) scores with the project's ground truth; --protocol paper as InvPT / TaskPrompter /
+ATRC compute their published numbers (SEISM boundary ground truth, NYUD "no normal" pixels counted, saliency maxF
+after a second sigmoid): see mtlsi_core/metrics/protocol.py and docs/evaluation_protocol.md.
 
 Exit status: 0 done, 2 bad input (checkpoint, config, data folder), 1 anything else.
 """
@@ -30,6 +36,7 @@ from torch import nn
 from mtlsi_core.checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
 from mtlsi_core.config import Config, ConfigError, apply_overrides, config_from_dict, load_config
 from mtlsi_core.data.errors import DatasetError
+from mtlsi_core.metrics.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
 
 log = logging.getLogger("mtlsi_core.training")
 
@@ -57,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--max-frames", type=int, help="evaluate the first N frames only")
+    p.add_argument("--protocol", choices=tuple(PROTOCOLS), default=DEFAULT_PROTOCOL,
+                   help="evaluation protocol: 'project' (default: the project's ground truth) or 'paper' (the "
+                        "peers' published protocol, quirks included; docs/evaluation_protocol.md)")
     return p
 
 
@@ -108,8 +118,10 @@ def format_results_table(evaluator: Any, metrics: dict[str, Any], params_m: floa
 def run_eval(checkpoint: str | Path, *, config: str | None = None, overrides: Sequence[str] = (),
              data: str | None = None, split: str | None = None, json_out: str | Path | None = None,
              save_predictions: str | Path | None = None, device: str = "auto", batch_size: int = 4,
-             workers: int = 0, max_frames: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Evaluate ``checkpoint``; return the JSON document (also written to ``json_out``)."""
+             workers: int = 0, max_frames: int | None = None, progress: bool = True,
+             protocol: str = DEFAULT_PROTOCOL) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` under the evaluation ``protocol``; return the JSON document (also written to
+    ``json_out``)."""
     from mtlsi_core.data import build_dataset
     from mtlsi_core.training import scoring
     from mtlsi_core.training.evaluation import evaluate_model
@@ -126,15 +138,20 @@ def run_eval(checkpoint: str | Path, *, config: str | None = None, overrides: Se
     if not Path(root).is_dir():
         raise EvalError(f"dataset folder not found: {root} (from --data or data.root)")
     split = split or cfg.data.val_split
+    try:
+        proto = get_protocol(protocol)
+    except ValueError as e:
+        raise EvalError(str(e)) from None
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise EvalError(f"--device {device}: CUDA is not available on this machine")
 
     model = model_from_checkpoint(ckpt, cfg, checkpoint).to(dev)
-    dataset = build_dataset(cfg, split, root=str(root), train=False)
+    dataset = build_dataset(cfg, split, root=str(root), train=False, protocol=proto.name)
     out = evaluate_model(model, dataset, cfg.tasks, dev, batch_size=batch_size, num_workers=workers,
-                         save_dir=save_predictions, max_frames=max_frames, progress=progress)
+                         save_dir=save_predictions, max_frames=max_frames, progress=progress,
+                         canonical_focal=cfg.data.canonical_focal)
     params = param_counts(model)
     table = format_results_table(out.evaluator, out.metrics, params["heads"], cfg.name)
     doc = {
@@ -143,6 +160,9 @@ def run_eval(checkpoint: str | Path, *, config: str | None = None, overrides: Se
         "dataset": cfg.dataset,
         "data_root": str(root),
         "split": split,
+        "protocol": proto.name,
+        "canonical_focal": cfg.data.canonical_focal,
+        "dataset_focal": getattr(dataset, "focal_length", None),
         "num_frames": out.num_frames,
         "iteration": (ckpt.get("meta") or {}).get("iteration", ckpt.get("iteration")),
         "headline": scoring.headline_metrics(out.metrics, cfg.tasks),
@@ -174,12 +194,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         doc = run_eval(args.checkpoint, config=args.config, overrides=args.overrides, data=args.data,
                        split=args.split, json_out=json_out, save_predictions=args.save_predictions,
                        device=args.device, batch_size=args.batch_size, workers=args.workers,
-                       max_frames=args.max_frames)
+                       max_frames=args.max_frames, protocol=args.protocol)
     except (ConfigError, CheckpointError, DatasetError, EvalError, FileNotFoundError, NotADirectoryError) as e:
         print(f"mtlsi-eval: error: {e}", file=sys.stderr)
         return 2
     print(doc["table"])
-    print(f"{doc['num_frames']} frames of {doc['split']} in {doc['seconds']:.1f} s; results written to {json_out}")
+    print(f"{doc['num_frames']} frames of {doc['split']} in {doc['seconds']:.1f} s ({doc['protocol']} protocol); "
+          f"results written to {json_out}")
     return 0
 
 

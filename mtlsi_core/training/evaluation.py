@@ -6,6 +6,14 @@ mapped back onto the original ground-truth grid (``mtlsi_core.data.restore_predi
 resized with the task's interpolation, evaluation zoom of depth undone) and fed to
 ``mtlsi_core.metrics.MultiTaskEvaluator`` with the original-resolution ground truth (``dataset.load_raw(i)``).
 
+Metric depth: the zoom undone is the runtimes' focal-length correction (``mtlsi_core.runtime.processing.focal_zoom``):
+the dataset's focal length (``dataset.focal_length``: its camera.json, else ``DatasetSpec.focal_length``) times the
+evaluation resize, against the model's ``canonical_focal``. Where either is unknown the dataset's camera is taken
+to be the training camera (zoom = the resize factor), as before.
+
+The evaluation protocol (``mtlsi_core.metrics.protocol``) is the dataset's (``dataset.protocol``): its ground truth
+is built by the loader, its metric options are given to the evaluator here.
+
 Under DDP every rank evaluates the frames ``rank, rank + world, ...``; the evaluators' states are gathered
 and merged on rank 0 (``state()`` / ``merge()``), so the figures are those of the whole split.
 """
@@ -50,14 +58,28 @@ def to_runtime_format(task: str, pred: torch.Tensor) -> np.ndarray:
     return pred.float().cpu().numpy()
 
 
+def evaluation_zoom(meta: Mapping[str, Any], dataset_focal: float | None, canonical_focal: float | None) -> float:
+    """How much closer the scene of an evaluation input looks to the network than to the training camera: the
+    runtimes' ``focal_zoom`` of the dataset's focal length and the evaluation resize ``meta["scale"]``; the resize
+    alone where the dataset's or the model's focal length is unknown."""
+    from mtlsi_core.runtime.processing import focal_zoom
+
+    scale = float(meta.get("scale", 1.0))
+    if dataset_focal is None or canonical_focal is None:
+        return scale
+    return focal_zoom(dataset_focal, scale, canonical_focal)
+
+
 def predictions_at_gt(activated: Mapping[str, torch.Tensor], index_in_batch: int, tasks: Sequence[str],
-                      meta: Mapping[str, Any]) -> dict[str, np.ndarray]:
+                      meta: Mapping[str, Any], zoom: float | None = None) -> dict[str, np.ndarray]:
     """Image ``index_in_batch`` of a batch of activated predictions, on its original ground-truth grid.
 
     ``mtlsi_core.data.restore_prediction`` cuts the padding (``meta["valid_box"]``), resizes to
-    ``meta["orig_size"]`` with the task's interpolation and undoes the evaluation zoom of depth.
+    ``meta["orig_size"]`` with the task's interpolation and undoes the zoom of depth (``zoom``, see
+    ``evaluation_zoom``; default the evaluation resize).
     """
-    return {t: restore_prediction(t, to_runtime_format(t, activated[t][index_in_batch]), meta) for t in tasks}
+    return {t: restore_prediction(t, to_runtime_format(t, activated[t][index_in_batch]), meta, zoom=zoom)
+            for t in tasks}
 
 
 def save_prediction_pngs(out_dir: Path, name: str, preds: Mapping[str, np.ndarray]) -> None:
@@ -72,9 +94,11 @@ def save_prediction_pngs(out_dir: Path, name: str, preds: Mapping[str, np.ndarra
 
 
 def _default_evaluator_factory(tasks: Sequence[str], dataset: Dataset) -> Any:
-    from mtlsi_core.metrics import MultiTaskEvaluator
+    """The evaluator with the metric options of the dataset's evaluation protocol."""
+    from mtlsi_core.metrics import MultiTaskEvaluator, get_protocol
 
-    return MultiTaskEvaluator(list(tasks), dataset)
+    protocol = get_protocol(getattr(dataset, "protocol", None))
+    return MultiTaskEvaluator(list(tasks), dataset, **protocol.metric_kwargs(tasks))
 
 
 def _frame_name(meta: Any, index: int) -> str:
@@ -88,8 +112,12 @@ def evaluate_model(model: nn.Module, dataset: Dataset, tasks: Sequence[str], dev
                    batch_size: int = 1, num_workers: int = 0, amp: bool = False,
                    dist_info: DistInfo | None = None, save_dir: str | Path | None = None,
                    max_frames: int | None = None, progress: bool = False,
-                   evaluator_factory: Callable[[Sequence[str], Dataset], Any] | None = None) -> EvalOutput:
+                   evaluator_factory: Callable[[Sequence[str], Dataset], Any] | None = None,
+                   canonical_focal: float | None = None) -> EvalOutput:
     """Evaluate ``model`` on ``dataset`` (a val/test split built with ``train=False``).
+
+    ``canonical_focal``: the model's training focal length (``data.canonical_focal`` of its checkpoint), for the
+    focal-length correction of depth (module docstring); None: zoom = the evaluation resize.
 
     Returns the merged metrics on rank 0; other ranks get their shard's figures (they only need to take part).
     The global RNG states are restored afterwards, so evaluating never changes a training run's randomness.
@@ -117,6 +145,7 @@ def evaluate_model(model: nn.Module, dataset: Dataset, tasks: Sequence[str], dev
     was_training = model.training
     model.eval()
     evaluator = factory(tasks, dataset)
+    dataset_focal = getattr(dataset, "focal_length", None)
     t0 = time.perf_counter()
     pos = 0
     try:
@@ -131,7 +160,8 @@ def evaluate_model(model: nn.Module, dataset: Dataset, tasks: Sequence[str], dev
                 pos += 1
                 gt = dataset.load_raw(index)
                 targets = {t: gt[t] for t in tasks}
-                preds = predictions_at_gt(activated, i, tasks, meta)
+                preds = predictions_at_gt(activated, i, tasks, meta,
+                                          zoom=evaluation_zoom(meta, dataset_focal, canonical_focal))
                 evaluator.update(preds, targets)
                 if out_dir is not None:
                     save_prediction_pngs(out_dir, _frame_name(meta, index), preds)
