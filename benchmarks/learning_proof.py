@@ -229,32 +229,40 @@ def run_config(args: argparse.Namespace, interaction: str) -> Config:
     return cfg.model_copy(update={"name": f"{cfg.name}_{interaction}"})
 
 
-def train_and_score(args: argparse.Namespace, interaction: str) -> dict[str, Any]:
+def same_run_settings(stored: dict[str, Any], cfg: Config) -> bool:
+    """Whether a checkpoint's stored config is ``cfg`` (fields added since it was written take their defaults)."""
+    from mtlsi_core.config import ConfigError, config_from_dict
+
+    try:
+        return config_from_dict(stored, source="stored config").to_dict() == cfg.to_dict()
+    except ConfigError:
+        return False
+
+
+def train_run(cfg: Config, out_dir: Path, *, data_root: str, device: str = "cpu", workers: int | None = None,
+              progress: bool = False, eval_frames: int | None = None, label: str = "") -> dict[str, Any]:
+    """Train ``cfg`` in ``out_dir`` (resuming its ``last.pt`` when the settings are the same), then score the final
+    weights on the whole val split. The returned dict holds the figures and, under ``_trainer``, the Trainer."""
     from mtlsi_core.training import scoring
     from mtlsi_core.training.trainer import Trainer
 
-    cfg = run_config(args, interaction)
-    out_dir = Path(args.runs_dir) / interaction
     if (out_dir / "last.pt").is_file():  # resume only the very same run
         from mtlsi_core.checkpoint import load_checkpoint
 
-        stored = load_checkpoint(out_dir / "last.pt")["config"]
-        if stored != cfg.to_dict():
+        if not same_run_settings(load_checkpoint(out_dir / "last.pt")["config"], cfg):
             raise SystemExit(f"{out_dir / 'last.pt'} is from a run with other settings; remove {out_dir} or "
                              "choose another --runs-dir")
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, output_dir=out_dir, data_root=args.data, device=args.device,
-                      num_workers=args.workers, resume="auto", progress=not args.no_progress,
-                      eval_max_frames=args.eval_frames)
+    trainer = Trainer(cfg, output_dir=out_dir, data_root=data_root, device=device,
+                      num_workers=workers, resume="auto", progress=progress, eval_max_frames=eval_frames)
     result = trainer.train()
     wall = time.perf_counter() - t0
     trainer.eval_max_frames = None  # the reported figures: final weights on the whole val split
     final = trainer.evaluate()
     metrics = final.metrics
-    logging.getLogger(__name__).info("%s final (%d val frames, %.0f s): %s", interaction, final.num_frames,
+    logging.getLogger(__name__).info("%s final (%d val frames, %.0f s): %s", label or cfg.name, final.num_frames,
                                      final.seconds, scoring.describe(scoring.headline_metrics(metrics, cfg.tasks)))
     return {
-        "interaction": interaction,
         "config": cfg.to_dict(),
         "iterations": result.iteration,
         "batch_size": cfg.train.batch_size,
@@ -271,6 +279,13 @@ def train_and_score(args: argparse.Namespace, interaction: str) -> dict[str, Any
         "metrics": metrics,
         "_trainer": trainer,
     }
+
+
+def train_and_score(args: argparse.Namespace, interaction: str) -> dict[str, Any]:
+    run = train_run(run_config(args, interaction), Path(args.runs_dir) / interaction, data_root=args.data,
+                    device=args.device, workers=args.workers, progress=not args.no_progress,
+                    eval_frames=args.eval_frames, label=interaction)
+    return {"interaction": interaction, **run}
 
 
 def markdown(doc: dict[str, Any]) -> str:

@@ -69,6 +69,9 @@ class MQLFBConfig(_Strict):
     pool: Literal["avg", "max"] = "avg"  # the 2-D pooling that gives M (Eq. 3)
     heads: int = Field(default=1, ge=1)  # heads of the linear attention (the paper writes one)
     mlp_ratio: float = Field(default=4.0, gt=0)  # hidden width of the MLP in I = O_agg + MLP(O_agg)
+    # Conv^{v x v}(V): kernel of a depth-wise conv on V (on each task's H/2 x W/2 token map) whose output is added
+    # to every O_s, a local / positional signal the kernelised attention lacks. 0: off (the paper names none).
+    v_conv: int = Field(default=0, ge=0)
 
     @field_validator("scales")
     @classmethod
@@ -81,12 +84,35 @@ class MQLFBConfig(_Strict):
             raise ValueError(f"kernel sizes repeat: {v}")
         return v
 
+    @field_validator("v_conv")
+    @classmethod
+    def _v_conv(cls, v: int) -> int:
+        if v and v % 2 == 0:
+            raise ValueError(f"v_conv must be 0 (off) or an odd kernel size, got {v}")
+        return v
+
 
 class DistillerConfig(_Strict):
     """Semantic Token Distiller (Sec. II-C)."""
 
     num_tokens: int = Field(default=512, ge=1)  # K
     hidden: int | None = Field(default=None, ge=1)  # width of the assignment MLP; None: d
+    # normalisation in front of the assignment MLP: batch (BN1d over the channels, as the paper writes), layer
+    # (LayerNorm per token), none
+    norm: Literal["batch", "layer", "none"] = "batch"
+
+
+class RefinementConfig(_Strict):
+    """How the refinement stage (interaction, distillers, CWIBs, output decoders) couples to the preliminary
+    decoders; the paper gives the data flow (Fig. 1) but not these choices."""
+
+    # Gradient from the interaction into the preliminary decoders through F_t = proj(concat(P_t, coarse_t)):
+    # 1 full (the plain graph), 0 detached (P_t and coarse_t enter F_t as constants), in between scaled by this
+    # factor. The forward pass is the same for every value; the CWIB's own input P_t is never affected.
+    prelim_grad: float = Field(default=1.0, ge=0.0, le=1.0)
+    # final_t = output decoder_t(X_t) + coarse_t (at the stride of P_t, before upsampling): the refinement learns a
+    # correction of the coarse prediction. false: the output decoder predicts final_t alone.
+    coarse_residual: bool = False
 
 
 class CWIBConfig(_Strict):
@@ -131,6 +157,7 @@ class ModelConfig(_Strict):
     decoder: DecoderConfig = Field(default_factory=DecoderConfig)
     mqlfb: MQLFBConfig = Field(default_factory=MQLFBConfig)
     distiller: DistillerConfig = Field(default_factory=DistillerConfig)
+    refinement: RefinementConfig = Field(default_factory=RefinementConfig)
     cwib: CWIBConfig = Field(default_factory=CWIBConfig)
     mhsa: MHSAConfig = Field(default_factory=MHSAConfig)
     window_xtask: WindowXTaskConfig = Field(default_factory=WindowXTaskConfig)
@@ -147,4 +174,7 @@ class ModelConfig(_Strict):
         for key, heads, width, wkey in checks:
             if width % heads:
                 raise ValueError(f"{key}={heads} must divide {wkey}={width}")
+        if self.interaction == "none" and self.refinement != RefinementConfig():
+            raise ValueError("model.refinement applies only with an interaction module (the PD baseline "
+                             "'none' has no refinement stage): leave it at its defaults")
         return self

@@ -109,6 +109,20 @@ def window_mask_as_heads(h: int, w: int, window: tuple[int, int], heads: int, de
     return m.reshape(nw, 1, 1, n).expand(nw, heads, 1, n).repeat(1, 1, 1, repeat).reshape(1, nw * heads, 1, n * repeat)
 
 
+def scale_grad(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Identity in the forward pass; multiplies the gradient flowing back into ``x`` by ``scale``.
+
+    ``scale`` 1: ``x`` itself (no op in the graph); 0: ``x.detach()``; otherwise
+    ``x.detach() + scale * (x - x.detach())``, whose value is exactly ``x`` (the bracket is exactly zero).
+    """
+    if scale == 1.0:
+        return x
+    if scale == 0.0:
+        return x.detach()
+    d = x.detach()
+    return d + scale * (x - d)
+
+
 def elu_feature_map(x: torch.Tensor) -> torch.Tensor:
     """The linear-attention kernel phi(x) = ELU(x) + 1 (positive)."""
     return F.elu(x) + 1.0

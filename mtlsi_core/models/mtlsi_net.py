@@ -12,7 +12,7 @@ from mtlsi_core.models.cwib import CWIB
 from mtlsi_core.models.decoders import OutputDecoder, PreliminaryDecoder
 from mtlsi_core.models.distiller import SemanticTokenDistiller
 from mtlsi_core.models.interaction import build_interaction
-from mtlsi_core.models.layers import resize_to
+from mtlsi_core.models.layers import resize_to, scale_grad
 
 
 class MTLSINet(nn.Module):
@@ -21,6 +21,10 @@ class MTLSINet(nn.Module):
     input resolution. With ``interaction: none`` (the paper's PD baseline) "final" holds the preliminary
     decoders' predictions and "coarse" is empty. Setting ``return_coarse = False`` (inference only) also
     leaves "coarse" empty and skips upsampling it.
+
+    ``model.refinement``: ``prelim_grad`` scales (0: detaches) the gradient that reaches the preliminary
+    decoders through F_t (training only; the forward pass is the same); ``coarse_residual`` adds coarse_t to the
+    output decoder's prediction.
     """
 
     def __init__(self, cfg: ModelConfig, tasks: list[str], channels: Mapping[str, int]):
@@ -39,13 +43,16 @@ class MTLSINet(nn.Module):
                                   dec.stride)
             for t in self.tasks})
         self.interaction = build_interaction(cfg, len(self.tasks))
+        self.prelim_grad = float(cfg.refinement.prelim_grad)
+        self.coarse_residual = bool(cfg.refinement.coarse_residual)
         if self.interaction is not None:
             # F_t = proj(concat(P_t, coarse prediction_t)) to (H, W, d), Sec. II-A
             self.task_proj = nn.ModuleDict({
                 t: nn.Sequential(nn.Conv2d(dec.channels + self.out_channels[t], d, 1, bias=False), nn.BatchNorm2d(d))
                 for t in self.tasks})
             k = cfg.distiller.num_tokens
-            self.distillers = nn.ModuleDict({t: SemanticTokenDistiller(d, k, cfg.distiller.hidden) for t in self.tasks})
+            self.distillers = nn.ModuleDict({t: SemanticTokenDistiller(d, k, cfg.distiller.hidden, cfg.distiller.norm)
+                                             for t in self.tasks})
             self.cwibs = nn.ModuleDict({
                 t: CWIB(dec.channels, d, k, cfg.cwib.window, cfg.cwib.heads, cfg.cwib.mlp_ratio) for t in self.tasks})
             self.output_decoders = nn.ModuleDict({
@@ -59,11 +66,14 @@ class MTLSINet(nn.Module):
         prelim = [self.preliminary[t](feats) for t in self.tasks]
         if self.interaction is None:
             return {"final": {t: resize_to(c, size) for t, (_, c) in zip(self.tasks, prelim)}, "coarse": {}}
-        fused = self.interaction([self.task_proj[t](torch.cat([p, c], dim=1)) for t, (p, c) in zip(self.tasks, prelim)])
+        g = self.prelim_grad if self.training else 1.0  # the gradient scale only matters when training
+        fused = self.interaction([self.task_proj[t](scale_grad(torch.cat([p, c], dim=1), g))
+                                  for t, (p, c) in zip(self.tasks, prelim)])
         final = {}
-        for t, (p, _) in zip(self.tasks, prelim):
+        for t, (p, c) in zip(self.tasks, prelim):
             x_t = self.cwibs[t](p, self.distillers[t](fused))
-            final[t] = resize_to(self.output_decoders[t](x_t), size)
+            y = self.output_decoders[t](x_t)
+            final[t] = resize_to(y + c if self.coarse_residual else y, size)
         coarse = {t: resize_to(c, size) for t, (_, c) in zip(self.tasks, prelim)} if self.return_coarse else {}
         return {"final": final, "coarse": coarse}
 

@@ -15,7 +15,10 @@ class MQLFB(Interaction):
 
     Choices the paper leaves open: the depth-wise conv blocks are task-specific (each task its own filter
     and BN statistics), each scale has its own LN + W^Q, and the MLP of Eq. 4 is pre-normed (LN, Linear,
-    GELU, Linear).
+    GELU, Linear). Options (``model.mqlfb``): ``heads`` splits the linear attention into heads (each its own
+    context phi(K_h)^T V_h, still shared by all scales); ``v_conv`` > 0 adds Conv^{v x v}(V), a depth-wise
+    conv over each task's token map of V (shared by the tasks), to every O_s: a local, position-dependent
+    term that the kernelised attention (one context for all queries) cannot produce.
     """
 
     def __init__(self, cfg: ModelConfig, num_tasks: int):
@@ -36,6 +39,7 @@ class MQLFB(Interaction):
         self.v_proj = nn.Linear(d, d)  # W^V
         self.out_proj = nn.Linear(len(self.scales) * d, d)  # W^O of Eq. 4
         self.mlp = nn.Sequential(nn.LayerNorm(d), Mlp(d, m.mlp_ratio))
+        self.v_conv = nn.Conv2d(d, d, m.v_conv, padding=m.v_conv // 2, groups=d) if m.v_conv else None
 
     def queries(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         """Q_s for every scale (Eq. 2-3), (B, heads, T*HW/4, d/heads), before the kernel."""
@@ -45,10 +49,22 @@ class MQLFB(Interaction):
             out.append(split_heads(proj(norm(g)), self.heads))
         return out
 
+    def local_v(self, v: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """Conv^{v x v}(V): (B, T*h*w, d) tokens -> the depth-wise conv of each task's (d, h, w) map, as tokens."""
+        b, n, d = v.shape
+        t = n // (h * w)
+        maps = v.reshape(b * t, h, w, d).permute(0, 3, 1, 2)
+        return self.v_conv(maps).permute(0, 2, 3, 1).reshape(b, n, d)
+
     def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        m = self.kv_norm(torch.cat([to_tokens(self.pool(f)) for f in feats], dim=1))  # LN(M), Eq. 3
+        pooled = [self.pool(f) for f in feats]
+        m = self.kv_norm(torch.cat([to_tokens(p) for p in pooled], dim=1))  # LN(M), Eq. 3
+        v_tok = self.v_proj(m)
         k = split_heads(self.k_proj(m), self.heads)
-        v = split_heads(self.v_proj(m), self.heads)
-        outs = linear_attention(self.queries(feats), k, v)  # O_s, Eq. 4; context shared by all scales
-        o_agg = self.out_proj(torch.cat([merge_heads(o) for o in outs], dim=-1))
+        v = split_heads(v_tok, self.heads)
+        outs = [merge_heads(o) for o in linear_attention(self.queries(feats), k, v)]  # O_s, Eq. 4; shared context
+        if self.v_conv is not None:
+            lv = self.local_v(v_tok, int(pooled[0].shape[-2]), int(pooled[0].shape[-1]))
+            outs = [o + lv for o in outs]
+        o_agg = self.out_proj(torch.cat(outs, dim=-1))
         return o_agg + self.mlp(o_agg)  # I = O_agg + MLP(O_agg)
