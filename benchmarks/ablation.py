@@ -137,9 +137,27 @@ def run_arm_seed(args: argparse.Namespace, arm: str, seed: int) -> dict[str, Any
     run.pop("_trainer")
     doc = {"arm": arm, "seed": seed, "overrides": overrides, **run,
            "cpu_seconds_this_invocation": time.process_time() - t_cpu, "threads": torch.get_num_threads(),
-           "load_average_at_end": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S %z")}
+           "load_average_at_end": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+           "source": source_revision()}
     atomic_write_bytes(path, _json(doc))
     return doc
+
+
+def source_revision() -> str:
+    """The code that ran: ``SOURCE_REVISION`` beside this script (a ``git archive`` snapshot) or git's HEAD."""
+    stamp = REPO / "SOURCE_REVISION"
+    if stamp.is_file():
+        return stamp.read_text().strip()
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "mtlsi_core", "benchmarks"],
+                               capture_output=True, text=True).stdout.strip()
+        return head + (" + uncommitted changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def constant_result(args: argparse.Namespace, path: Path) -> dict[str, Any]:
