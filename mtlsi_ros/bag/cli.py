@@ -1,10 +1,12 @@
 """``mtlsi-bag``: rosbag2 tools of the perception node (sqlite3 and mcap, via the ``rosbags`` library).
 
     mtlsi-bag make   --out BAG (--dataset-root DIR [--split val] | --images DIR [--camera-info YAML]) [--rate 10]
-    mtlsi-bag infer  --in BAG --out BAG [--model PATH] [--backend torch|onnx|tensorrt] [--params FILE ...]
+    mtlsi-bag make   --out BAG --sequence SEED [--trajectory handheld|ground] [--frames 30] [--size 240x320]
+    mtlsi-bag infer  --in BAG --out BAG [--model PATH] [--backend auto|torch|onnx|tensorrt] [--params FILE ...]
     mtlsi-bag eval   --bag BAG [--gt-bag BAG | --dataset-root DIR --split S] [--json OUT]
     mtlsi-bag play   --bag BAG [--rate 1.0] [--clock] [--wait-for TOPIC ...]
     mtlsi-bag record --out BAG --topics TOPIC ... [--stamp receive|header] [--duration S]
+    mtlsi-bag map    --bag BAG --out DIR [--poses BAG] [--scene NPZ] [--voxel-size 0.04] [--depth-max 6]
 
 Output bags: a name ending in .mcap or .db3 is a single file of that storage, any other name a rosbag2 directory
 (``--storage mcap|sqlite3``, default mcap); they appear only once complete. make / infer / eval need no DDS.
@@ -50,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     src = mk.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset-root", metavar="DIR", help="NYUD-MT layout folder (NYUD-MT, mtlsi-synth sets)")
     src.add_argument("--images", metavar="DIR", help="a folder of .png / .jpg images (no ground truth)")
+    src.add_argument("--sequence", type=int, metavar="SEED", help="a synthetic camera trajectory through one room: "
+                     "/tf poses, images, camera_info, ground truth, and <out>.scene.npz beside the bag")
+    mk.add_argument("--trajectory", default="handheld", choices=("handheld", "ground"),
+                    help="--sequence: carrier of the camera (handheld 1.2-1.7 m, ground robot 0.3-0.6 m)")
+    mk.add_argument("--frames", type=int, default=30, help="--sequence: number of frames (30)")
+    mk.add_argument("--size", default="240x320", help="--sequence: HxW of the frames (240x320)")
     mk.add_argument("--split", default="val", help="dataset split (gt_sets/<split>.txt), default val")
     mk.add_argument("--dataset", help="registry dataset of the folder (default: synth with camera.json, else nyud)")
     mk.add_argument("--tasks", help="comma-separated ground-truth tasks (default: every annotated task)")
@@ -80,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--model", help="model file (default: params model_path, else the packaged checkpoint)")
     inf.add_argument("--backend", help=f"runtime backend: {BACKENDS_HELP} (overrides the params)")
     inf.add_argument("--device", help="cpu, cuda, cuda:N (overrides the params)")
-    inf.add_argument("--precision", choices=("fp32", "fp16", "bf16"), help="overrides the params")
+    inf.add_argument("--precision", choices=("fp32", "fp16", "bf16", "int8"),
+                     help="overrides the params (int8: ONNX Runtime on the CPU)")
     inf.add_argument("--image-topic", help="input image topic (default: the bag's only .../image or "
                                            ".../image/compressed)")
     inf.add_argument("--camera-info-topic", help="default: <camera namespace>/camera_info")
@@ -114,6 +123,22 @@ def build_parser() -> argparse.ArgumentParser:
                     help="wait until these played topics have a subscriber before starting")
     pl.add_argument("--wait-timeout", type=float, default=60.0)
 
+    mp = sub.add_parser("map", help="semantic 3D map (Open3D TSDF) of a bag's depth and segmentation, scored")
+    mp.add_argument("--bag", required=True, help="bag with the node's outputs (mtlsi-bag infer or a recording)")
+    mp.add_argument("--out", required=True, metavar="DIR", help="output folder (meshes, labelled points, pictures, "
+                                                               "map.json; appears once complete)")
+    mp.add_argument("--poses", metavar="BAG", help="bag with the /tf poses (default: --bag)")
+    mp.add_argument("--scene", metavar="NPZ", help="ground-truth scene file (default: <poses bag>.scene.npz, as "
+                                                   "make --sequence writes it; none: maps unscored)")
+    mp.add_argument("--namespace", help="namespace of the output topics (default: found from the topics)")
+    mp.add_argument("--gt-namespace", help="namespace of the ground-truth topics (default: <namespace>/gt)")
+    mp.add_argument("--map-frame", default="map", help="parent frame of the camera poses on /tf (map)")
+    mp.add_argument("--voxel-size", type=float, default=0.04, help="TSDF voxel (m, 0.04)")
+    mp.add_argument("--depth-max", type=float, default=6.0, help="depth integrated up to (m, 6)")
+    mp.add_argument("--no-gt-map", action="store_true", help="do not build the ground-truth upper-bound map")
+    mp.add_argument("--max-frames", type=int, help="the first N frames only")
+    mp.add_argument("--force", action="store_true", help="replace an existing output folder")
+
     rc = sub.add_parser("record", help="record topics to a bag")
     rc.add_argument("--out", required=True)
     rc.add_argument("--topics", nargs="+", required=True, help="absolute topic names")
@@ -138,6 +163,8 @@ def _cmd_make(a: argparse.Namespace) -> int:
 
     if a.max_frames is not None and a.max_frames < 1:
         raise BagError(f"--max-frames must be >= 1, got {a.max_frames}")
+    if a.sequence is not None:
+        return _make_sequence(a)
     if a.images is not None:
         if a.dataset or a.tasks:
             raise BagError("--dataset / --tasks apply to --dataset-root, not to --images")
@@ -153,6 +180,40 @@ def _cmd_make(a: argparse.Namespace) -> int:
     s = make_bag(a.out, source, opts)
     print(f"wrote {s['frames']} frames to {s['out']} in {s['seconds']:.1f} s: "
           + ", ".join(f"{t} ({n})" for t, n in s["topics"].items()))
+    return 0
+
+
+def _make_sequence(a: argparse.Namespace) -> int:
+    from mtlsi_core.data.sequence import SequenceSpec
+    from mtlsi_ros.bag.make import MakeOptions, make_sequence_bag
+
+    if a.dataset or a.tasks or a.camera_info or a.compressed or a.no_gt:
+        raise BagError("--dataset / --tasks / --camera-info / --compressed / --no-gt do not apply to --sequence")
+    try:
+        h, w = (int(v) for v in a.size.lower().split("x"))
+    except ValueError:
+        raise BagError(f"--size must be HxW (e.g. 240x320), got {a.size!r}") from None
+    try:
+        spec = SequenceSpec(a.sequence, a.trajectory, a.frames, a.rate, (h, w)).check()
+    except ValueError as e:
+        raise BagError(f"--sequence: {e}") from None
+    opts = MakeOptions(camera=a.camera, rate=a.rate, start_s=a.start_time, frame_id=a.frame_id, storage=a.storage,
+                       overwrite=a.force, progress=sys.stderr.isatty())
+    s = make_sequence_bag(a.out, spec, opts)
+    print(f"wrote {s['frames']} frames of a {spec.kind} trajectory (seed {spec.seed}) to {s['out']} in "
+          f"{s['seconds']:.1f} s, scene file {s['scene_file']}: " + ", ".join(f"{t} ({n})" for t, n in s["topics"].items()))
+    return 0
+
+
+def _cmd_map(a: argparse.Namespace) -> int:
+    from mtlsi_ros.bag.map import MapOptions, format_map_summary, run_map
+
+    opts = MapOptions(namespace=a.namespace, gt_namespace=a.gt_namespace, map_frame=a.map_frame,
+                      voxel_size=a.voxel_size, depth_max=a.depth_max, gt_map=not a.no_gt_map,
+                      max_frames=a.max_frames, overwrite=a.force)
+    doc = run_map(a.bag, a.out, poses_bag=a.poses, scene=a.scene, options=opts)
+    print(format_map_summary(doc))
+    print(f"map of {a.bag} written to {doc['out']} in {doc['seconds']:.1f} s")
     return 0
 
 
@@ -280,7 +341,7 @@ def _cmd_record(a: argparse.Namespace, ros_argv: Sequence[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {"make": _cmd_make, "infer": _cmd_infer,
-                                                            "eval": _cmd_eval}
+                                                            "eval": _cmd_eval, "map": _cmd_map}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

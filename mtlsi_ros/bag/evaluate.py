@@ -14,6 +14,11 @@ Predictions at another resolution than the ground truth are mapped onto its grid
 (``mtlsi_core.data.restore_prediction``), as ``mtlsi-eval`` does. Scores come from
 ``mtlsi_core.metrics.MultiTaskEvaluator``; the table is ``mtlsi-eval``'s (``format_results_table``); the JSON file
 is written atomically.
+
+Sequences (a ``/tf`` topic with the camera poses in the bag or the ground-truth bag, as ``mtlsi-bag make --sequence``
+writes and ``infer`` copies): the document gains ``temporal_stability``, the frame-to-frame disagreement of depth and
+labels after warping consecutive frames with the poses, for the predictions and for the ground truth (the floor,
+~0); ``mtlsi_ros.bag.map.sequence_stability``, ``mtlsi_core.mapping.stability``.
 """
 from __future__ import annotations
 
@@ -46,6 +51,7 @@ class EvalOptions:
     max_frames: int | None = None
     name: str | None = None  # "Method" column of the table; None: the bag's name
     progress: bool = True
+    stability: bool = True  # temporal stability of sequences (bags with /tf)
 
 
 def _ns(namespace: str) -> str:
@@ -232,6 +238,7 @@ def run_bag_eval(bag_path: str | os.PathLike, *, gt_bag: str | os.PathLike | Non
                     gt_reader.require_topic(gt_topics[t], (IMAGE,), what="ground-truth")
             evaluator = MultiTaskEvaluator(list(tasks), dataset)
             stats = _score(bag, gt_reader, dataset_root, split, dataset, tasks, pred_topics, gt_topics, evaluator, o)
+            stability = _stability(bag, gt_reader, ns, gt_ns, o) if o.stability else None
         finally:
             if gt_reader is not None and gt_reader is not bag:
                 gt_reader.close()
@@ -260,11 +267,29 @@ def run_bag_eval(bag_path: str | os.PathLike, *, gt_bag: str | os.PathLike | Non
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "table": table,
     }
+    if stability is not None:
+        from mtlsi_ros.bag.map import format_stability
+
+        doc["temporal_stability"] = stability
+        doc["table"] = table + "\n" + format_stability(stability)
     if json_out is not None:
         from mtlsi_core.training.evaluate import _json_default
 
         atomic_write_bytes(json_out, json.dumps(doc, indent=2, default=_json_default).encode())
     return doc
+
+
+def _stability(bag: BagReader, gt_reader: BagReader | None, ns: str, gt_ns: str, o: EvalOptions) -> dict | None:
+    """Temporal stability when a bag has the poses (/tf) and the predictions have depth and segmentation."""
+    from mtlsi_ros.bag.transforms import TF_TOPIC
+
+    pose_reader = next((r for r in (bag, gt_reader) if r is not None and TF_TOPIC in r.topics()), None)
+    if pose_reader is None or not all(f"{ns}/{t}" in bag.topics() for t in ("depth", "segmentation")):
+        return None
+    from mtlsi_ros.bag.map import sequence_stability
+
+    has_gt = gt_reader is not None and all(f"{gt_ns}/{t}" in gt_reader.topics() for t in ("depth", "segmentation"))
+    return sequence_stability(bag, gt_reader if has_gt else None, ns, gt_ns, pose_reader, max_frames=o.max_frames)
 
 
 def _choose_tasks(asked: Sequence[str] | None, pred: Mapping[str, str], gt: Mapping[str, str], bag: BagReader,

@@ -10,16 +10,25 @@ Per frame i, all stamped ``start + i / rate`` (header stamp = bag log time), in 
 A directory bag records in its ``custom_data``: ``mtlsi.source``, ``mtlsi.dataset``, ``mtlsi.split`` and
 ``mtlsi.frames`` (JSON ``[[stamp_ns, sample id], ...]``), which ``mtlsi-bag eval --dataset-root`` uses to pair
 frames with samples.
+
+Sequences (``make_sequence_bag``, ``mtlsi-bag make --sequence SEED``): the frames of one camera trajectory through one
+synthetic room (``mtlsi_core.data.sequence``), each preceded by its pose on ``/tf`` (tf2_msgs/msg/TFMessage,
+``map`` -> the header's frame_id, the optical frame, at the frame's stamp; ``bag.transforms``). The ground-truth
+surface the sequence observes (``reference_cloud``: points, labels, the nearest depth each was seen at) and the
+sequence's spec, intrinsics, poses and stamps go beside the bag, ``<bag name without .mcap/.db3>.scene.npz``
+(``scene_file``), written atomically after the bag; ``mtlsi-bag map`` scores maps against it.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
+import numpy as np
 from builtin_interfaces.msg import Time
 from std_msgs.msg import Header
 from tqdm import tqdm
@@ -27,11 +36,11 @@ from tqdm import tqdm
 from mtlsi_ros.bag.defaults import COMPRESSED_FORMATS, DEFAULT_CAMERA, DEFAULT_FRAME_ID, DEFAULT_START_S
 from mtlsi_ros.bag.errors import BagError
 from mtlsi_ros.bag.groundtruth import encode_gt, gt_topic
+from mtlsi_ros.bag.msgtypes import TF
 from mtlsi_ros.bag.sources import Source
 from mtlsi_ros.bag.storage import BagWriter
+from mtlsi_ros.bag.transforms import DEFAULT_MAP_FRAME, TF_TOPIC, tf_message_cdr
 from mtlsi_ros.conversions import numpy_to_image, rgb_to_compressed
-
-
 
 @dataclass(frozen=True)
 class MakeOptions:
@@ -44,6 +53,7 @@ class MakeOptions:
     storage: str | None = None
     overwrite: bool = False
     progress: bool = True
+    map_frame: str = DEFAULT_MAP_FRAME  # parent frame of the poses on /tf (sequences)
 
 
 def camera_topics(camera: str, compressed: bool) -> tuple[str, str]:
@@ -60,8 +70,10 @@ def _header(ns: int, frame_id: str) -> Header:
     return Header(stamp=Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000), frame_id=frame_id)
 
 
-def make_bag(out: str | os.PathLike, source: Source, options: MakeOptions = MakeOptions()) -> dict[str, Any]:
-    """Write ``source``'s frames to the bag ``out``; returns a summary (topics and counts, seconds)."""
+def make_bag(out: str | os.PathLike, source: Source, options: MakeOptions = MakeOptions(),
+             poses: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+    """Write ``source``'s frames to the bag ``out``; returns a summary (topics and counts, seconds). ``poses``: one
+    T_map_cam (4x4) per frame, written on /tf before the frame's messages."""
     o = options
     if not (o.rate > 0):
         raise BagError(f"--rate must be > 0 frames per second, got {o.rate}")
@@ -79,6 +91,8 @@ def make_bag(out: str | os.PathLike, source: Source, options: MakeOptions = Make
         for i, frame in enumerate(bar):
             ns = stamp_ns(o.start_s, o.rate, i)
             header = _header(ns, o.frame_id)
+            if poses is not None:
+                bag.write(TF_TOPIC, TF, ns, tf_message_cdr(ns, o.map_frame, o.frame_id, poses[i]))
             if frame.calibration is not None:
                 bag.write_msg(info_topic, frame.calibration.to_msg(header), ns)
             if o.compressed is not None:
@@ -96,5 +110,82 @@ def make_bag(out: str | os.PathLike, source: Source, options: MakeOptions = Make
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
+def scene_file(bag: str | os.PathLike) -> Path:
+    """The ground-truth scene file beside a sequence bag: ``seq.mcap`` / ``seq.db3`` / ``seq/`` -> ``seq.scene.npz``."""
+    p = Path(bag)
+    name = p.name[: -len(p.suffix)] if p.suffix.lower() in (".mcap", ".db3") else p.name.rstrip("/")
+    return p.parent / f"{name}.scene.npz"
+
+
+def sequence_source(seq: Any) -> Source:
+    """The frames of a ``CameraSequence`` with all four ground-truth tasks (dataset "synth")."""
+    from mtlsi_ros.bag.sources import Calibration, SourceFrame
+
+    h, w = seq.spec.size
+    calib = Calibration(w, h, tuple(float(v) for v in seq.K.reshape(-1)))
+
+    def frames() -> Iterator[SourceFrame]:
+        for i in range(len(seq)):
+            f = seq.render(i)
+            yield SourceFrame(f"{i:06d}", f.image, calib,
+                              {"semseg": f.semseg, "depth": f.depth, "normals": f.normals, "edge": f.edge})
+
+    info = {"source": f"mtlsi_core.data.sequence seed {seq.spec.seed}", "dataset": "synth", "split": "sequence",
+            "intrinsics": "Kinect-like (mtlsi-synth)"}
+    return Source(frames(), len(seq), ("semseg", "depth", "normals", "edge"), "synth", info)
+
+
+def make_sequence_bag(out: str | os.PathLike, spec: Any, options: MakeOptions = MakeOptions()) -> dict[str, Any]:
+    """A sequence bag (module docstring) and its scene file; returns make_bag's summary plus ``scene_file``."""
+    from mtlsi_core.checkpoint import atomic_write
+    from mtlsi_core.data.sequence import make_sequence, reference_cloud
+
+    from dataclasses import replace
+
+    options = replace(options, rate=float(spec.rate))  # stamps follow the trajectory's frame rate
+    try:
+        seq = make_sequence(spec)
+    except (ValueError, RuntimeError) as e:
+        raise BagError(f"sequence: {e}") from None
+    scene_path = scene_file(out)
+    if scene_path.exists() and not options.overwrite:
+        raise BagError(f"{scene_path} exists already; choose another output or allow overwriting (--force)")
+    ref = reference_cloud(seq)
+    summary = make_bag(out, sequence_source(seq), options, poses=list(seq.poses))
+    stamps = np.array([stamp_ns(options.start_s, options.rate, i) for i in range(len(seq))], np.int64)
+    meta = {"seed": seq.spec.seed, "kind": seq.spec.kind, "frames": seq.spec.frames, "rate": seq.spec.rate,
+            "size": list(seq.spec.size), "map_frame": options.map_frame,
+            "frame_id": options.frame_id, "room": [float(v) for v in seq.scene.room]}
+    try:
+        atomic_write(scene_path, lambda f: np.savez_compressed(
+            f, points=ref["points"], labels=ref["labels"], min_depth=ref["min_depth"], K=seq.K, poses=seq.poses,
+            stamps_ns=stamps, spec=np.frombuffer(json.dumps(meta).encode(), np.uint8)))
+    except BaseException:  # no bag without its scene file
+        done = Path(summary["out"])
+        if done.is_dir():
+            shutil.rmtree(done, ignore_errors=True)
+        else:
+            done.unlink(missing_ok=True)
+        raise
+    summary["scene_file"] = str(scene_path)
+    return summary
+
+
+def read_scene_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The arrays of a scene file and its spec (dict); BagError naming the file when it cannot be read."""
+    p = Path(path)
+    try:
+        with np.load(p) as z:
+            doc = {k: z[k] for k in z.files}
+        doc["spec"] = json.loads(bytes(doc["spec"]).decode())
+    except (OSError, ValueError, KeyError) as e:
+        raise BagError(f"scene file {p}: cannot read it ({' '.join(str(e).split())})") from None
+    for key in ("points", "labels", "min_depth"):
+        if key not in doc:
+            raise BagError(f"scene file {p}: no {key!r} array")
+    return doc
+
+
 __all__ = ["COMPRESSED_FORMATS", "DEFAULT_CAMERA", "DEFAULT_FRAME_ID", "DEFAULT_START_S", "MakeOptions",
-           "camera_topics", "make_bag", "stamp_ns"]
+           "camera_topics", "make_bag", "make_sequence_bag", "read_scene_file", "scene_file", "sequence_source",
+           "stamp_ns"]

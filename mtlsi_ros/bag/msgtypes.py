@@ -17,6 +17,7 @@ IMAGE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO = "sensor_msgs/msg/CameraInfo"
 CLOCK = "rosgraph_msgs/msg/Clock"
+TF = "tf2_msgs/msg/TFMessage"  # no Python package here: (de)serialised with the rosbags typestore (bag.transforms)
 IMAGE_TYPES = (IMAGE, COMPRESSED_IMAGE)
 
 
@@ -85,5 +86,5 @@ def canonical_cdr(data: bytes, name: str) -> bytes:
     return bytes(store.serialize_cdr(store.deserialize_cdr(data, name), name))
 
 
-__all__ = ["CAMERA_INFO", "CLOCK", "COMPRESSED_IMAGE", "IMAGE", "IMAGE_TYPES", "canonical_cdr", "definition",
+__all__ = ["CAMERA_INFO", "CLOCK", "COMPRESSED_IMAGE", "IMAGE", "IMAGE_TYPES", "TF", "canonical_cdr", "definition",
            "message_class", "normalize_type", "type_name", "typestore"]
