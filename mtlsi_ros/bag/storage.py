@@ -14,9 +14,14 @@ never a bag that looks complete. Targets:
 
     out/          a rosbag2 directory (metadata.yaml + out.mcap or out.db3, ``storage`` picks; default mcap)
     out.mcap      a single MCAP file      out.db3   a single sqlite3 file (rosbag2 reads both without metadata)
+
+A bag cut short by a crash (an MCAP file without its summary, a sqlite3 file missing pages, a directory whose
+recording never wrote metadata.yaml) is read as far as it goes by ``salvage.SalvageReader``: every complete message
+before the cut, with a warning naming the file and the byte where it stops (``BagReader.truncations``).
 """
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -26,6 +31,9 @@ from typing import Any, Iterable, Iterator, Sequence
 
 from mtlsi_ros.bag.errors import BagError
 from mtlsi_ros.bag.msgtypes import definition, message_class, normalize_type
+from mtlsi_ros.bag.salvage import SalvageReader, Truncation, storage_files
+
+log = logging.getLogger(__name__)
 
 STORAGES = ("mcap", "sqlite3")
 DEFAULT_STORAGE = "mcap"
@@ -72,14 +80,16 @@ def _describe(e: BaseException) -> str:
 class BagReader:
     """A bag opened for reading (a rosbag2 directory, or a single .mcap / .db3 file); use as a context manager.
 
-    Errors (``BagError``, one line): the path does not exist, is not a bag, is truncated or corrupt (name the
-    file), a topic is missing (lists the bag's topics) or has an unexpected type, a message does not deserialise
-    (names the topic and message index).
+    Errors (``BagError``, one line): the path does not exist, is not a bag, is corrupt or cut inside its header (name
+    the file), a topic is missing (lists the bag's topics) or has an unexpected type, a message does not deserialise
+    (names the topic and message index). A bag cut short is read up to the cut: ``truncations`` says where each
+    storage file stops, and a warning is logged for each.
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._reader: Any = None
+        self.truncations: list[Truncation] = []
 
     # ------------------------------------------------------------------------------------------ open / close
 
@@ -89,17 +99,39 @@ class BagReader:
         p = self.path
         if not p.exists():
             raise BagError(f"{p}: no such bag (file or directory not found)")
-        if p.is_dir() and not (p / "metadata.yaml").is_file():
-            raise BagError(f"{p}: not a rosbag2 bag (a directory without metadata.yaml)")
         if p.is_file() and p.suffix.lower() not in _SUFFIX_STORAGE:
             raise BagError(f"{p}: not a bag (expected a rosbag2 directory, a .mcap or a .db3 file)")
+        files, custom, has_meta = storage_files(p)
+        if p.is_dir() and not has_meta:
+            if not files:
+                raise BagError(f"{p}: not a rosbag2 bag (a directory without metadata.yaml)")
+            self._reader = self._salvage(files, custom, "it has no metadata.yaml (the recording did not finish)")
+            return self
         try:
             reader = Reader(p)
             reader.open()
         except Exception as e:  # rosbags ReaderError, sqlite / YAML / OS errors of a damaged bag
-            raise BagError(f"{p}: cannot open the bag, truncated or corrupt ({_describe(e)})") from None
+            if not files:
+                raise BagError(f"{p}: cannot open the bag, truncated or corrupt ({_describe(e)})") from None
+            self._reader = self._salvage(files, custom, f"its index cannot be read ({_describe(e)})")
+            return self
         self._reader = reader
         return self
+
+    def _salvage(self, files: list[Path], custom: dict[str, str], why: str) -> SalvageReader:
+        """Read ``files`` front to back (a bag cut short); BagError if not even that works."""
+        try:
+            reader = SalvageReader(files, custom).open()
+        except BagError as e:  # names the storage file: keep it when it is not the bag path itself
+            detail = str(e).removeprefix(f"{self.path}: ")
+            raise BagError(f"{self.path}: cannot open the bag, truncated or corrupt ({detail})") from None
+        self.truncations = list(reader.truncations)
+        if not self.truncations:  # complete storage files whose index or metadata is what is missing or damaged
+            log.warning(f"{self.path}: {why}; read its {sum(c.msgcount for c in reader.connections)} message(s) "
+                        f"front to back")
+        for t in self.truncations:
+            log.warning(t.message())
+        return reader
 
     def close(self) -> None:
         if self._reader is not None:
