@@ -2,9 +2,10 @@
 
 Inputs: the node's output topics ``<ns>/depth`` (32FC1 metres along the optical z axis, NaN invalid) and
 ``<ns>/segmentation`` (class ids) of ``bag`` (``mtlsi-bag infer``'s output, or a recording of the live node), frames
-grouped by header stamp; intrinsics from ``<ns>/output/camera_info`` (else ``<ns>/camera_info``, scaled to the
-output size), at the frame's stamp or the newest before it; the camera pose ``map -> header.frame_id`` from ``/tf``
-of ``poses_bag`` (default: ``bag`` itself; ``infer`` copies it) at the frame's stamp (``bag.transforms``).
+grouped by header stamp; intrinsics from ``<ns>/output/camera_info`` (else ``<ns>/camera_info`` or the parent
+namespace's camera_info, scaled to the output size), at the frame's stamp or the newest before it; the camera pose
+``map -> header.frame_id`` from ``/tf`` of ``poses_bag`` (default: ``bag`` itself; ``infer`` copies it) at the
+frame's stamp (``bag.transforms``).
 
 Numerics: ``mtlsi_core.mapping`` (Open3D VoxelBlockGrid TSDF, per-voxel label votes, scores, pictures). The same map
 is built from the ground-truth topics (``<ns>/gt/depth``, ``<ns>/gt/segmentation``, with ``<ns>/camera_info``) as
@@ -154,7 +155,9 @@ class BagTopics:
         return f"{self.gt_ns}/depth", f"{self.gt_ns}/segmentation"
 
     def pred_info(self) -> InfoTable:
-        return _find_info([self.pred, self.pose_reader], [f"{self.ns}/output/camera_info", f"{self.ns}/camera_info"])
+        parent = self.ns.rsplit("/", 1)[0]  # e.g. ground truth under <camera>/gt mapped as "predictions"
+        return _find_info([self.pred, self.pose_reader], [f"{self.ns}/output/camera_info", f"{self.ns}/camera_info",
+                                                          f"{parent}/camera_info"])
 
     def gt_info(self) -> InfoTable:
         cam = self.gt_ns[: -len(f"/{GT_NAMESPACE}")] if self.gt_ns.endswith(f"/{GT_NAMESPACE}") else self.gt_ns
