@@ -87,6 +87,8 @@ def test_tsdf_of_ground_truth_scores_near_perfect(seq, frames):
     from mtlsi_core.mapping.tsdf import TSDFOptions, build_map
 
     res = build_map([(f.depth, f.semseg, f.K, T) for f, T in zip(frames, seq.poses)], TSDFOptions(voxel_size=0.04))
+    again = build_map([(f.depth, f.semseg, f.K, T) for f, T in zip(frames, seq.poses)], TSDFOptions(voxel_size=0.04))
+    assert np.array_equal(res.vertices, again.vertices) and np.array_equal(res.triangles, again.triangles)
     ref = reference_cloud(seq)
     s = score_map(res.vertices, res.triangles, res.labels, ref["points"], ref["labels"])
     assert len(res.vertices) > 1000 and res.triangles.max() < len(res.vertices)

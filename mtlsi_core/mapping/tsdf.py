@@ -5,8 +5,9 @@ no measurement) is integrated by ``VoxelBlockGrid.integrate`` (attributes tsdf, 
 the class colour of the labels, so Open3D's averaged voxel colour is a display colour, not a label). Open3D has no
 label-histogram integration, so the labels are voted separately on the same grid: every valid pixel's back-projected
 map point votes for its label in the voxel nearest to it (keys: integer voxel coordinates), and counts are kept as a
-sparse table. ``extract`` runs Open3D's marching cubes; each vertex takes the majority label of its voxel (or of the
-nearest voted voxel among its 26 neighbours; 255 if none), with the majority's share of the votes as confidence.
+sparse table. ``extract`` runs Open3D's marching cubes (output in a canonical order, ``canonical_mesh``); each vertex
+takes the majority label of its voxel (or of the nearest voted voxel among its 26 neighbours; 255 if none), with the
+majority's share of the votes as confidence.
 """
 from __future__ import annotations
 
@@ -199,8 +200,24 @@ class SemanticTSDF:
             tris = mesh.triangle.indices.numpy().astype(np.int32)
         else:
             verts, tris = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
+        verts, tris = canonical_mesh(verts, tris)
         labels, conf = self.label_points(verts)
         return MapResult(verts, tris, labels, conf, class_colors(labels), self.frames)
+
+
+def canonical_mesh(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mesh with vertices sorted by (x, y, z) and triangles by their (rotated, orientation-keeping) indices:
+    Open3D's parallel hash map orders its output differently from run to run; the same TSDF gives the same arrays."""
+    if len(vertices) == 0:
+        return vertices, triangles
+    order = np.lexsort((vertices[:, 2], vertices[:, 1], vertices[:, 0]))
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    t = rank[triangles]
+    shift = np.argmin(t, axis=1)  # rotate each triangle to start at its smallest index (orientation kept)
+    t = np.take_along_axis(t, (np.arange(3)[None, :] + shift[:, None]) % 3, axis=1)
+    t = t[np.lexsort((t[:, 2], t[:, 1], t[:, 0]))]
+    return vertices[order], t.astype(np.int32)
 
 
 def build_map(frames, options: TSDFOptions = TSDFOptions()) -> MapResult:
@@ -211,5 +228,5 @@ def build_map(frames, options: TSDFOptions = TSDFOptions()) -> MapResult:
     return tsdf.extract()
 
 
-__all__ = ["MapResult", "SemanticTSDF", "TSDFOptions", "UNLABELLED", "build_map", "check_intrinsics", "check_pose",
-           "class_colors", "vote_keys"]
+__all__ = ["MapResult", "SemanticTSDF", "TSDFOptions", "UNLABELLED", "build_map", "canonical_mesh", "check_intrinsics",
+           "check_pose", "class_colors", "vote_keys"]
