@@ -19,7 +19,8 @@ ARGUMENTS = (
     ("namespace", "", "namespace of the node and of its output topics"),
     ("config", PathJoinSubstitution([FindPackageShare("mtlsi_ros"), "config", "perception.yaml"]),
      "parameter file"),
-    ("backend", "torch", "inference runtime: torch, onnx or tensorrt"),
+    ("backend", "auto", "inference runtime: auto (TensorRT, else torch on CUDA, else ONNX Runtime on the CPU), "
+                        "torch, onnx or tensorrt"),
     ("model_path", "", "model file; empty: the packaged demo checkpoint"),
     ("device", "cuda", "cuda, cuda:N or cpu (cuda falls back to cpu with a warning)"),
     ("use_sim_time", "false", "use /clock"),

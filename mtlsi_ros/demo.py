@@ -6,7 +6,9 @@
 3. collects every output topic, checks that each output's header equals its input's (stamp and frame_id),
 4. scores the outputs against the synthetic ground truth (so a reader can tell learned outputs from noise), and
 5. writes ``<out>/contact_sheet.png`` (input | segmentation | depth | normals | boundaries), ``<out>/summary.txt`` and
-   ``<out>/summary.json``.
+   ``<out>/summary.json``,
+6. streams a short camera trajectory through one room (``--map-frames``) and fuses the node's depth and segmentation
+   into a semantic 3D map (``mtlsi_ros.demo_map``): ``<out>/map.png`` beside the contact sheet, scores in the summary.
 
 Exit status 0 only when every frame was answered on every topic with the input's header.
 """
@@ -50,10 +52,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=_parse_size, default=(480, 640), help="camera resolution HxW (default: 480x640)")
     p.add_argument("--seed", type=int, default=2026, help="seed of the synthetic scenes (default: %(default)s)")
     p.add_argument("--model", default="", help="model file (default: the packaged demo checkpoint)")
-    p.add_argument("--backend", default="torch", help="runtime backend: torch, onnx, tensorrt (default: %(default)s)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: %(default)s)")
+    p.add_argument("--backend", default="auto", help="runtime backend: auto, torch, onnx, tensorrt (default: %(default)s, "
+                   "the node's: TensorRT, else torch on CUDA, else ONNX Runtime on the CPU)")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: the node's, cuda where present)")
+    p.add_argument("--precision", default=None, choices=("fp32", "fp16", "bf16", "int8"),
+                   help="default: the node's (fp16 on a GPU; the CPU runs fp32)")
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the node to come up")
+    p.add_argument("--map-frames", type=int, default=24,
+                   help="frames of the camera trajectory mapped after the frames above (0: no map; default 24)")
     a = p.parse_args(argv)
+    if a.map_frames < 0 or a.map_frames == 1:
+        p.error("--map-frames must be 0 (no map) or at least 2")
     if a.frames < 1:
         p.error("--frames must be at least 1")
     if a.rate <= 0:
@@ -77,10 +86,14 @@ def _write_params(path: Path, args: argparse.Namespace) -> None:
         "autostart": True,
         "model_path": args.model,
         "backend": args.backend,
-        "device": args.device,
-        "precision": "fp32" if args.device == "cpu" else "fp16",
         "process_every_frame": True,  # the demo wants an answer for every frame it sends
     }
+    if args.device:
+        params["device"] = args.device
+    if args.precision:
+        params["precision"] = args.precision
+    elif args.device == "cpu":
+        params["precision"] = "fp32"
     path.write_text(yaml.safe_dump({"/**": {"ros__parameters": params}}))
 
 
@@ -103,6 +116,17 @@ def _configure_failure(log_path: Path) -> str | None:
     except OSError:
         pass
     return None
+
+
+def _runtime_line(log_path: Path) -> str:
+    """What the node's runtime is and why (its 'backend ...: runs ...' log line), or ''."""
+    try:
+        for line in log_path.read_text(errors="replace").splitlines():
+            if ": runs " in line and "backend " in line:
+                return line.split(": runs ", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
 
 
 def _warm_up(client, frame, proc: subprocess.Popen, log_path: Path, tries: int = 20) -> None:
@@ -222,6 +246,13 @@ def run(args: argparse.Namespace) -> int:
             raise RuntimeError("could not encode the contact sheet")
         atomic_write_bytes(out / "contact_sheet.png", png.tobytes())
 
+        mapping = None
+        if args.map_frames > 0:  # a camera trajectory through one room, the node's answers fused into a 3D map
+            from mtlsi_ros.demo_map import run_sequence_map, summary_lines
+
+            print(f"[demo] mapping a {args.map_frames}-frame camera trajectory", flush=True)
+            mapping = run_sequence_map(client, out, FRAME_ID, seed=args.seed, frames=args.map_frames)
+
         lat = np.array(latencies) * 1000.0
         info = answers[0][CAMERA_INFO_TOPIC]
         summary = {
@@ -235,18 +266,22 @@ def run(args: argparse.Namespace) -> int:
             "scores_vs_synthetic_ground_truth": scores,
             "model": args.model or "packaged demo checkpoint",
             "backend": args.backend,
+            "runtime": _runtime_line(log_path),
             "camera": {"size": list(args.size), "rate_hz": args.rate, "seed": args.seed},
+            "map": mapping,
         }
         lines = [
             "mtlsi_ros demo: synthetic camera -> perception node (own process, DDS) -> outputs",
             f"frames in / out: {summary['frames_in']} / {summary['frames_out']} on {len(summary['topics'])} topics each",
             f"headers equal to the input's: {'yes' if not header_errors else 'NO: ' + ', '.join(header_errors)}",
+            f"runtime (backend {args.backend}): {summary['runtime'] or 'see ' + str(log_path)}",
             f"latency image in -> last output (ms): p50 {summary['latency_ms']['p50']:.1f}, "
             f"p99 {summary['latency_ms']['p99']:.1f}, max {summary['latency_ms']['max']:.1f}",
             "scores against the synthetic ground truth (network vs trivial predictor: majority class, mean depth,",
             "  one constant normal, no boundaries):",
         ] + [f"  {t:8s} {s['metric']:>10s}: network {s['network']:8.3f} | trivial {s['trivial']:8.3f}"
-             for t, s in scores.items()] + [f"contact sheet: {out / 'contact_sheet.png'}"]
+             for t, s in scores.items()] + [f"contact sheet: {out / 'contact_sheet.png'}"] + \
+            (summary_lines(mapping) if mapping is not None else [])
         text = "\n".join(lines) + "\n"
         atomic_write_bytes(out / "summary.txt", text.encode())
         atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())

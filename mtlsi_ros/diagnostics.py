@@ -152,6 +152,23 @@ def camera_status(node_name: str, camera: str, snap: dict[str, float | int | str
     return st
 
 
+def runtime_values(runtime: object | None, model_path: object) -> dict[str, str]:
+    """The runtime's key/values for /diagnostics: backend, device, precision, model, and which backend was asked
+    for (``backend.requested``: auto or explicit) and why this one runs (``backend.reason``)."""
+    if runtime is None:
+        return {"model": str(model_path)}
+    info = runtime.info
+    values = {"backend": info.backend, "device": info.device, "precision": info.precision, "model": str(model_path)}
+    sel = getattr(runtime, "selection", None)
+    if sel is not None:
+        values["backend.requested"] = sel.requested
+        values["backend.reason"] = sel.reason
+    runs = info.options.get("model") or info.options.get("engine")
+    if runs:
+        values["backend.model_file"] = str(runs)
+    return values
+
+
 def status_values(status: DiagnosticStatus) -> dict[str, str]:
     return {kv.key: kv.value for kv in status.values}
 
@@ -180,4 +197,5 @@ class ThrottledLogger:
         return True
 
 
-__all__ = ["DROP_REASONS", "CameraStats", "RateMeter", "ThrottledLogger", "camera_status", "status_values"]
+__all__ = ["DROP_REASONS", "CameraStats", "RateMeter", "ThrottledLogger", "camera_status", "runtime_values",
+           "status_values"]

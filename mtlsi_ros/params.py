@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from mtlsi_core.runtime import BACKENDS
+from mtlsi_core.runtime import BACKENDS, DEFAULT_BACKEND, PRECISIONS
 from mtlsi_core.tasks import TASKS, get_task
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
@@ -67,10 +67,20 @@ _COMMON: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "configure and activate on start (for use without a lifecycle manager)", bool),
     ParamSpec("model_path", "", "model file (checkpoint .pt for torch, .onnx, .engine); empty: the packaged "
               "demo checkpoint mtlsi_core/weights/synth_edge_lite0.pt", str),
-    ParamSpec("backend", "torch", "inference runtime", str, choices=BACKENDS),
+    ParamSpec("backend", DEFAULT_BACKEND, "inference runtime: auto (TensorRT where TensorRT and a GPU are present, "
+              "else torch on the GPU, else ONNX Runtime on the CPU; the node logs and reports in /diagnostics what it "
+              "chose and why), torch, onnx or tensorrt", str, choices=BACKENDS),
     ParamSpec("device", "cuda", "'cuda', 'cuda:N' or 'cpu'; CUDA falls back to CPU with a warning where absent", str),
-    ParamSpec("precision", "fp16", "fp16, bf16 or fp32 (CPU runs fp32 whatever is asked)", str,
-              choices=("fp32", "fp16", "bf16")),
+    ParamSpec("precision", "fp16", "fp16, bf16 or fp32 (CPU runs fp32 whatever is asked); int8: ONNX Runtime on the "
+              "CPU with a statically quantised model (made on first use)", str, choices=PRECISIONS),
+    ParamSpec("model_cache_dir", "", "folder of the model files made on first use (ONNX, INT8, TensorRT engine); "
+              "empty: $MTLSI_CACHE_DIR, else $XDG_CACHE_HOME/mtlsi_ros, else ~/.cache/mtlsi_ros", str),
+    ParamSpec("intra_op_threads", 0, "ONNX Runtime: threads per operator; 0: the physical cores", int,
+              check=_non_negative),
+    ParamSpec("inter_op_threads", 0, "ONNX Runtime: > 1 runs independent graph branches in parallel on this many "
+              "threads; 0: sequential", int, check=_non_negative),
+    ParamSpec("graph_optimization", "all", "ONNX Runtime graph optimisation level", str,
+              choices=("all", "extended", "basic", "disable")),
     ParamSpec("warmup", True, "run two dummy inferences in configure", bool),
     ParamSpec("cameras", [""], "camera namespaces (relative); each has image, camera_info and its own outputs; "
               "'' = the node's namespace", list, check=_cameras),
@@ -140,6 +150,10 @@ class NodeParams:
     backend: str
     device: str
     precision: str
+    model_cache_dir: str
+    intra_op_threads: int
+    inter_op_threads: int
+    graph_optimization: str
     warmup: bool
     cameras: tuple[str, ...]
     input_transport: str

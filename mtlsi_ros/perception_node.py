@@ -31,10 +31,10 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rcl_interfaces.msg import ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from mtlsi_core.runtime import Runtime, create_runtime
+from mtlsi_core.runtime import Runtime, create_runtime, runtime_options
 from mtlsi_ros import qos
 from mtlsi_ros.conversions import InputError, compressed_to_rgb, image_to_rgb
-from mtlsi_ros.diagnostics import CameraStats, ThrottledLogger, camera_status
+from mtlsi_ros.diagnostics import CameraStats, ThrottledLogger, camera_status, runtime_values
 from mtlsi_ros.frames import Frame, FrameBuffers
 from mtlsi_ros.params import PARAMS, NodeParams, validate
 from mtlsi_ros.publishing import (CameraOutputs, build_plans, build_points_plan, focal_length_px, join_topic,
@@ -180,12 +180,18 @@ class PerceptionNode(LifecycleNode):
             raise OSError(f"model file not found: {path}" + ("" if p.model_path else
                                                              " (the packaged default; set model_path)"))
         try:
-            rt = create_runtime(p.backend, str(path), device=p.device, precision=p.precision)
+            rt = create_runtime(p.backend, str(path), device=p.device, precision=p.precision,
+                                **runtime_options(p.backend, cache_dir=p.model_cache_dir or None,
+                                                  intra_op_threads=p.intra_op_threads or None,
+                                                  inter_op_threads=p.inter_op_threads or None,
+                                                  graph_optimization=p.graph_optimization))
         except Exception as e:  # corrupt file, wrong format, missing backend library ...
             msg = str(e) if str(path) in str(e) else f"{path}: {e}"
             raise RuntimeError(f"cannot load model {msg} ({type(e).__name__})") from None
         for note in rt.info.notes:
             self.get_logger().warning(note)
+        if getattr(rt, "selection", None) is not None:
+            self.get_logger().info(f"backend {p.backend}: runs {rt.selection.describe()}")
         if p.warmup:
             rt.warmup()
         self.runtime = rt
@@ -357,8 +363,7 @@ class PerceptionNode(LifecycleNode):
             arr.header.stamp = self.get_clock().now().to_msg()
             name = self.get_fully_qualified_name()
             rt = self.runtime
-            extra = ({"backend": rt.info.backend, "device": rt.info.device, "precision": rt.info.precision,
-                      "model": str(self.model_path)} if rt is not None else {"model": str(self.model_path)})
+            extra = runtime_values(rt, self.model_path)
             for ns, stats in zip(self.p.cameras, self._stats):
                 st = camera_status(name, self._topic_name(ns), stats.snapshot(now), self.p.no_image_warn_s, extra)
                 if not self._active:

@@ -68,6 +68,10 @@ def test_transitions_outputs_and_subscriber_gating(node, lifecycle):
     # active, no image yet: warning after no_image_warn_s
     with PerceptionClient("/t", context=ros.context, topics=[]) as pub_only:
         d = pub_only.wait_diagnostics(lambda v: v["level"] == "1" and "no image" in v["message"], timeout=15)
+        # the default backend (auto) says what it chose and why: device cpu -> ONNX Runtime
+        assert (d["backend"], d["backend.requested"]) == ("onnx", "auto"), d
+        assert "ONNX Runtime on the CPU" in d["backend.reason"] and d["backend.model_file"].endswith(".onnx")
+        proc.wait_log(r"backend auto: runs onnx on cpu \(fp32\): device 'cpu' asked")
         # nobody subscribes to any output: frames are counted and skipped, not inferred
         deadline = time.monotonic() + 30
         while pub_only._pub_img[""].get_subscription_count() == 0 and time.monotonic() < deadline:

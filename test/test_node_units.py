@@ -305,7 +305,7 @@ def test_params_defaults_validate_and_cover_registry():
 @pytest.mark.parametrize("values, match", [
     ({"qos_depth": 0}, "'qos_depth' = 0: must be > 0"),
     ({"qos_depth": "3"}, "'qos_depth': expected an integer"),
-    ({"backend": "caffe"}, "'backend': 'caffe' is not one of torch"),
+    ({"backend": "caffe"}, "'backend': 'caffe' is not one of auto, torch"),
     ({"segmentation_encoding": "32FC1"}, "'segmentation_encoding'"),
     ({"cameras": []}, "at least one camera"),
     ({"cameras": ["a", "a"]}, "twice"),

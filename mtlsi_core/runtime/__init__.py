@@ -1,14 +1,20 @@
-"""Inference runtimes behind one interface (see ``base.Runtime``): PyTorch, ONNX Runtime, TensorRT.
+"""Inference runtimes behind one interface (see ``base.Runtime``): PyTorch, ONNX Runtime, TensorRT, and ``auto``.
 
+    rt = create_runtime("auto", "best.pt")              # the default backend: the fastest this machine has
     rt = create_runtime("onnx", "model.onnx", device="cpu")
     outputs = rt.infer([rgb0, rgb1], output_size="input")
+    rt.selection                                         # auto: what was chosen and why (auto.Selection)
 
 =========  ===========================================  ==============================================
 backend    model_path                                   options (**kw)
 =========  ===========================================  ==============================================
+auto       .pt, .onnx (.engine with TensorRT)           cache_dir, intra_op_threads, inter_op_threads,
+           (see ``auto``: TensorRT, else torch on CUDA,  graph_optimization, calibration, platform
+           else ONNX Runtime on the CPU; cached files)
 torch      mtlsi checkpoint (.pt)                       compile, channels_last, cuda_graphs
-onnx       .onnx from mtlsi-export, or a .pt (exported  providers, intra_op_threads, optimized_model_path,
-           once to a cached .onnx beside it)            graph_optimization, cache_dir, allow_spinning
+onnx       .onnx from mtlsi-export, or a .pt (exported  providers, intra_op_threads, inter_op_threads,
+           once to a cached .onnx beside it); int8:     optimized_model_path, graph_optimization, cache_dir,
+           quantised once into the model cache          allow_spinning, calibration
 tensorrt   .onnx, .pt or a built .engine (engine        force_rebuild, max_batch, opt_batch, workspace_gib,
            cached beside the ONNX)                      cache_dir, builder
 =========  ===========================================  ==============================================
@@ -29,28 +35,53 @@ _BACKENDS: dict[str, tuple[str, str, str]] = {
     "onnx": ("mtlsi_core.runtime.onnx_runtime", "OrtRuntime", "from_path"),
     "tensorrt": ("mtlsi_core.runtime.tensorrt_runtime", "TensorRTRuntime", "from_path"),
 }
-BACKENDS = tuple(_BACKENDS)
+DEFAULT_BACKEND = "auto"
+BACKENDS = (DEFAULT_BACKEND, *_BACKENDS)
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")  # int8: ONNX Runtime only (static quantisation)
 
 
 def backend_options(backend: str) -> tuple[str, ...]:
     """The extra keyword options a backend accepts."""
+    if backend == DEFAULT_BACKEND:
+        from mtlsi_core.runtime.auto import AUTO_OPTIONS
+
+        return AUTO_OPTIONS
     if backend not in _BACKENDS:
         raise ValueError(f"unknown runtime backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     return tuple(importlib.import_module(_BACKENDS[backend][0]).OPTIONS)
 
 
-def create_runtime(backend: str, model_path: str, device: str = "cpu", precision: str = "fp32", **kw: Any) -> Runtime:
+def runtime_options(backend: str, **values: Any) -> dict[str, Any]:
+    """The entries of ``values`` that ``backend`` accepts, without the None ones (for callers such as the node that
+    hold settings of every backend)."""
+    allowed = backend_options(backend)
+    return {k: v for k, v in values.items() if k in allowed and v is not None}
+
+
+def create_runtime(backend: str = DEFAULT_BACKEND, model_path: str | None = None, device: str = "cpu",
+                   precision: str = "fp32", **kw: Any) -> Runtime:
     """Build a runtime from a model file (see the table above). Unknown backends or options are errors naming
-    the choices; a missing or corrupt model file raises an error naming the file."""
+    the choices; a missing or corrupt model file raises an error naming the file. Every runtime has a
+    ``selection`` (``auto.Selection``): for ``auto`` what was chosen and why, else the explicit request."""
+    if model_path is None or str(model_path) == "":
+        raise ValueError("create_runtime: model_path is required (a .pt checkpoint, .onnx or .engine file)")
     allowed = backend_options(backend)
     unknown = sorted(set(kw) - set(allowed))
     if unknown:
         raise ValueError(f"runtime backend {backend!r} has no option(s) {', '.join(unknown)}; "
                          f"its options: {', '.join(allowed)}")
+    from mtlsi_core.runtime.auto import Selection, create_auto_runtime
+
+    if backend == DEFAULT_BACKEND:
+        return create_auto_runtime(str(model_path), device=device, precision=precision, **kw)
     module, cls_name, factory = _BACKENDS[backend]
     cls = getattr(importlib.import_module(module), cls_name)
-    return getattr(cls, factory)(str(model_path), device=device, precision=precision, **kw)
+    rt = getattr(cls, factory)(str(model_path), device=device, precision=precision, **kw)
+    info = rt.info
+    rt.selection = Selection(info.backend, info.device, info.precision, f"backend {backend!r} set explicitly",
+                             requested=backend)
+    return rt
 
 
-__all__ = ["BACKENDS", "ModelFileError", "OutputSize", "Runtime", "RuntimeInfo", "backend_options", "check_images",
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "PRECISIONS", "runtime_options", "ModelFileError", "OutputSize", "Runtime", "RuntimeInfo", "backend_options", "check_images",
            "create_runtime"]

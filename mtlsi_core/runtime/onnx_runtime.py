@@ -5,13 +5,18 @@ normalisation), or an mtlsi checkpoint ``.pt``, which is exported once to ``<che
 (or under ``~/.cache/mtlsi/onnx`` where that folder is read-only) and re-exported when the checkpoint changes.
 
 Options: ``providers`` (ORT execution providers, default CPU, or CUDA then CPU for a CUDA device),
-``intra_op_threads`` (default: physical cores), ``optimized_model_path`` (save ORT's optimised graph there),
+``intra_op_threads`` (default: physical cores), ``inter_op_threads`` (> 1: independent graph branches run in
+parallel, ORT_PARALLEL execution; default 0: sequential), ``optimized_model_path`` (save ORT's optimised graph there),
 ``graph_optimization`` ("all", "extended", "basic", "disable"), ``cache_dir`` (for exports of checkpoints),
 ``allow_spinning`` (default False: ORT's worker threads then sleep instead of spinning while they wait; on the
 shared 2-core machine under load 5 spinning made the edge model 1.7x slower, p50 157 vs 93 ms).
 
-Precision: the ONNX graph is fp32. fp16 is applied only through the TensorRT execution provider
+Precision: an ``mtlsi-export`` graph is fp32. fp16 is applied only through the TensorRT execution provider
 (``trt_fp16_enable``); otherwise fp16/bf16 requests run fp32 with a note (fp16 does not help on CPU).
+``int8``: static INT8 quantisation (``quantize``, calibrated on synthetic frames, option ``calibration``: a
+``quantize.CalibrationSpec`` or a dict of its fields), made once from the ``.pt`` or fp32 ``.onnx`` into the
+model cache (``model_cache``, option ``cache_dir``); an INT8 file (``mtlsi.quantization`` in its metadata) runs as
+it is and reports precision int8.
 Pre/post-processing uses the shared torch ops of ``processing`` on the CPU.
 """
 from __future__ import annotations
@@ -30,10 +35,11 @@ from mtlsi_core.runtime.processing import prepare_batch
 
 log = logging.getLogger(__name__)
 
-OPTIONS = ("providers", "intra_op_threads", "optimized_model_path", "graph_optimization", "cache_dir",
-           "allow_spinning")
+OPTIONS = ("providers", "intra_op_threads", "inter_op_threads", "optimized_model_path", "graph_optimization",
+           "cache_dir", "allow_spinning", "calibration")
 _CPU, _CUDA, _TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
-_PRECISIONS = ("fp32", "fp16", "bf16")
+_PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+GRAPH_OPTIMIZATIONS = ("all", "extended", "basic", "disable")
 
 
 def physical_cores() -> int:
@@ -93,11 +99,37 @@ def select_providers(device: str, precision: str, requested: Sequence[Any] | Non
     return chosen
 
 
+def _is_quantized(path: Path) -> bool:
+    """Whether an ONNX file is an mtlsi INT8 model (False for a missing / foreign file: the caller reports it)."""
+    import onnx
+
+    from mtlsi_core.runtime.quantize import KEY_QUANT
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception:
+        return False
+    return any(p.key == KEY_QUANT for p in proto.metadata_props)
+
+
+def _calibration_spec(calibration: Any):
+    from mtlsi_core.runtime.quantize import CalibrationSpec
+
+    if calibration is None or isinstance(calibration, CalibrationSpec):
+        return calibration
+    if isinstance(calibration, dict):
+        try:
+            return CalibrationSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in calibration.items()})
+        except TypeError as e:
+            raise ValueError(f"calibration: {e}") from None
+    raise ValueError(f"calibration must be a CalibrationSpec or a dict of its fields, got {calibration!r}")
+
+
 class OrtRuntime(Runtime):
     def __init__(self, onnx_path: str | os.PathLike, device: str = "cpu", precision: str = "fp32",
                  providers: Sequence[Any] | None = None, intra_op_threads: int | None = None,
                  optimized_model_path: str | os.PathLike | None = None, graph_optimization: str = "all",
-                 allow_spinning: bool = False):
+                 allow_spinning: bool = False, inter_op_threads: int | None = None):
         import onnxruntime as ort
 
         if precision not in _PRECISIONS:
@@ -110,7 +142,14 @@ class OrtRuntime(Runtime):
         chosen = select_providers(device, precision, providers, ort.get_available_providers(), self._notes)
         so = ort.SessionOptions()
         so.graph_optimization_level = _graph_level(graph_optimization)
+        for name, n in (("intra_op_threads", intra_op_threads), ("inter_op_threads", inter_op_threads)):
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+                raise ValueError(f"{name} must be a whole number >= 0 (0: automatic), got {n!r}")
         so.intra_op_num_threads = int(intra_op_threads) if intra_op_threads else physical_cores()
+        if inter_op_threads and inter_op_threads > 1:
+            so.execution_mode = ort.ExecutionMode.ORT_PARALLEL
+            so.inter_op_num_threads = int(inter_op_threads)
+            so.add_session_config_entry("session.inter_op.allow_spinning", "1" if allow_spinning else "0")
         so.log_severity_level = 3
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
         if optimized_model_path is not None:
@@ -119,19 +158,31 @@ class OrtRuntime(Runtime):
             self.session = ort.InferenceSession(str(path), so, providers=chosen)
         except Exception as e:  # ORT raises InvalidProtobuf / Fail / InvalidGraph ...
             raise ModelFileError(f"{path}: ONNX Runtime cannot load it: {type(e).__name__}: {e}") from None
-        meta = ModelMeta.from_props(self.session.get_modelmeta().custom_metadata_map, str(path))
+        props = self.session.get_modelmeta().custom_metadata_map
+        meta = ModelMeta.from_props(props, str(path))
+        from mtlsi_core.runtime.quantize import quantization_of
+
+        self.quantization = quantization_of(props, str(path))
         super().__init__(meta.tasks, meta.dataset, meta.input_size, meta.mean, meta.std, meta.canonical_focal)
         self.meta = meta
         self._check_signature()
         active = self.session.get_providers()
         on_gpu = any(p in (_CUDA, _TRT) for p in active)
         self.device = torch.device(device) if on_gpu else torch.device("cpu")
-        self.precision = "fp16" if (precision == "fp16" and _TRT in active) else "fp32"
-        if precision != self.precision:
+        if self.quantization is not None:
+            self.precision = "int8"
+        else:
+            self.precision = "fp16" if (precision == "fp16" and _TRT in active) else "fp32"
+        if precision == "int8" and self.quantization is None:
+            self._notes.append(f"precision int8 asked but {path.name} is an fp32 graph: give the .pt checkpoint or "
+                               "the fp32 .onnx to create_runtime / OrtRuntime.from_path to quantise it")
+        elif precision != self.precision:
             self._notes.append(f"precision {precision} is not available with providers {', '.join(active)}: "
                                "running the fp32 graph")
         self.providers = active
         self.intra_op_threads = so.intra_op_num_threads
+        self.inter_op_threads = int(inter_op_threads or 0)
+        self.graph_optimization = graph_optimization
         self.allow_spinning = bool(allow_spinning)
 
     def _check_signature(self) -> None:
@@ -151,8 +202,22 @@ class OrtRuntime(Runtime):
 
     @classmethod
     def from_path(cls, model_path: str, device: str = "cpu", precision: str = "fp32",
-                  cache_dir: str | os.PathLike | None = None, **kw: Any) -> "OrtRuntime":
+                  cache_dir: str | os.PathLike | None = None, calibration: Any = None, **kw: Any) -> "OrtRuntime":
         path = Path(model_path)
+        if precision == "int8" and (path.suffix in (".pt", ".pth") or not _is_quantized(path)):
+            from mtlsi_core.runtime.model_cache import ModelCache, cached_onnx
+
+            spec = _calibration_spec(calibration)
+            entry = cached_onnx(path, "int8", cache_dir=cache_dir, calibration=spec)
+            try:
+                return cls(entry.path, device=device, precision=precision, **kw)
+            except ModelFileError as e:  # a cached file that passed its hash check but does not load: rebuild once
+                log.warning("cached INT8 model %s cannot be loaded (%s): rebuilding it", entry.path, e)
+                ModelCache(cache_dir).invalidate(entry.path)
+                entry = cached_onnx(path, "int8", cache_dir=cache_dir, calibration=spec, force=True)
+                return cls(entry.path, device=device, precision=precision, **kw)
+        if calibration is not None and precision != "int8":
+            raise ValueError("the calibration option applies to precision int8 only")
         if path.suffix in (".pt", ".pth"):
             from mtlsi_core.runtime.export import ensure_onnx
 
@@ -164,6 +229,9 @@ class OrtRuntime(Runtime):
         return RuntimeInfo("onnx", str(self.device), self.precision, self.input_size, self.tasks, self.dataset,
                            list(self._notes), {"providers": list(self.providers), "model": str(self.path),
                                                "intra_op_threads": self.intra_op_threads,
+                                               "inter_op_threads": self.inter_op_threads,
+                                               "graph_optimization": self.graph_optimization,
+                                               "quantization": self.quantization,
                                                "allow_spinning": self.allow_spinning,
                                                "exporter": self.meta.exporter, "static_batch": self.static_batch})
 

@@ -6,6 +6,6 @@ DEFAULT_CAMERA = "/camera"  # camera namespace of made bags: /camera/image, /cam
 DEFAULT_FRAME_ID = "camera_optical_frame"
 DEFAULT_START_S = 1_700_000_000.0  # stamp of a made bag's first frame: the same inputs make the same bag
 COMPRESSED_FORMATS = ("jpeg", "png")
-BACKENDS_HELP = "torch, onnx or tensorrt"
+BACKENDS_HELP = "auto (the default: TensorRT, else torch on CUDA, else ONNX Runtime on the CPU), torch, onnx or tensorrt"
 
 __all__ = ["BACKENDS_HELP", "COMPRESSED_FORMATS", "DEFAULT_CAMERA", "DEFAULT_FRAME_ID", "DEFAULT_START_S"]

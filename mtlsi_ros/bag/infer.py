@@ -118,7 +118,7 @@ class CameraInfoIndex:
 
 def load_runtime(params: NodeParams, model_path: str | None) -> tuple[Any, Path]:
     """The runtime the node would build from ``params`` (``model_path`` overrides ``params.model_path``)."""
-    from mtlsi_core.runtime import create_runtime
+    from mtlsi_core.runtime import create_runtime, runtime_options
     from mtlsi_ros.perception_node import default_model_path
 
     given = model_path or params.model_path
@@ -127,7 +127,11 @@ def load_runtime(params: NodeParams, model_path: str | None) -> tuple[Any, Path]
         raise BagError(f"model file not found: {path}" + ("" if given else " (the node's packaged default; "
                                                                           "give --model)"))
     try:
-        rt = create_runtime(params.backend, str(path), device=params.device, precision=params.precision)
+        rt = create_runtime(params.backend, str(path), device=params.device, precision=params.precision,
+                            **runtime_options(params.backend, cache_dir=params.model_cache_dir or None,
+                                              intra_op_threads=params.intra_op_threads or None,
+                                              inter_op_threads=params.inter_op_threads or None,
+                                              graph_optimization=params.graph_optimization))
     except Exception as e:
         msg = str(e) if str(path) in str(e) else f"{path}: {e}"
         raise BagError(f"cannot load model {' '.join(msg.split())} ({type(e).__name__})") from None
@@ -177,6 +181,8 @@ def run_infer(in_bag: str | os.PathLike, out_bag: str | os.PathLike, params: Nod
             runtime, path = load_runtime(params, o.model_path)
             summary.model = str(path)
             summary.notes.extend(runtime.info.notes)
+            if getattr(runtime, "selection", None) is not None and params.backend == "auto":
+                summary.notes.append(f"backend auto: runs {runtime.selection.describe()}")
         try:
             _run(bag, out_bag, params, o, runtime, summary, image_topic, namespace, infos)
         finally:
@@ -208,7 +214,8 @@ def _run(bag: BagReader, out_bag: str | os.PathLike, params: NodeParams, o: Infe
 
     custom = bag.custom_data()
     custom.update({"mtlsi.infer.input": str(bag.path), "mtlsi.infer.model": summary.model or "(given runtime)",
-                   "mtlsi.infer.backend": rt.info.backend})
+                   "mtlsi.infer.backend": rt.info.backend,
+                   "mtlsi.infer.backend_reason": getattr(getattr(rt, "selection", None), "reason", "")})
     n_images = bag.message_counts().get(image_topic, 0)
     with BagWriter(out_bag, storage=o.storage, overwrite=o.overwrite, custom_data=custom) as out:
         pending: list[_Frame] = []

@@ -1,0 +1,161 @@
+"""INT8 static quantisation of an exported mtlsi ONNX model, calibrated on synthetic frames.
+
+``quantize_onnx(fp32_onnx, int8_onnx, CalibrationSpec())`` runs ONNX Runtime's ``quantize_static`` (activations
+uint8, weights int8, per-channel weights by default, QDQ or QOperator format) with a calibration reader that
+renders frames of the project's own synthetic scene generator (``mtlsi_core.data.synth``, deterministic seed),
+resized to the network input the way every runtime resizes camera images (``processing.prepare_batch``). No real
+data is used. The mtlsi metadata of the fp32 file is copied, with the calibration recorded in
+``mtlsi.quantization``, so the ``onnx`` backend runs the INT8 file like any export. The output is written
+atomically (temporary file, then ``os.replace``). It touches nothing but the two files (and a temporary folder).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from mtlsi_core.checkpoint import atomic_write
+from mtlsi_core.runtime.base import ModelFileError
+from mtlsi_core.runtime.meta import INPUT_NAME
+
+log = logging.getLogger(__name__)
+
+QUANT_FORMATS = ("qdq", "qoperator")
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+KEY_QUANT = "mtlsi.quantization"
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """How an INT8 model is calibrated; every field is part of its cache key."""
+
+    frames: int = 24  # synthetic calibration frames
+    seed: int = 20261130  # seed of the synthetic scenes (``synth.frame_seed(seed, i)``)
+    render_size: tuple[int, int] = (240, 320)  # rendered at this size, then resized to the network input
+    method: str = "minmax"
+    quant_format: str = "qdq"
+    per_channel: bool = True
+    reduce_range: bool = False
+    op_types: tuple[str, ...] = ("Conv", "MatMul", "Gemm")  # quantised operators; the rest stays fp32
+
+    def __post_init__(self) -> None:
+        if self.frames < 1:
+            raise ValueError(f"calibration frames must be >= 1, got {self.frames}")
+        if self.method not in CALIBRATION_METHODS:
+            raise ValueError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, got {self.method!r}")
+        if self.quant_format not in QUANT_FORMATS:
+            raise ValueError(f"quant_format must be one of {', '.join(QUANT_FORMATS)}, got {self.quant_format!r}")
+        if not self.op_types:
+            raise ValueError("op_types must name at least one operator type to quantise")
+        if len(self.render_size) != 2 or min(self.render_size) < 32:
+            raise ValueError(f"render_size must be (H, W) with sides >= 32, got {self.render_size!r}")
+
+    def key(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["render_size"] = [int(v) for v in self.render_size]
+        d["op_types"] = list(self.op_types)
+        return d
+
+
+def calibration_batches(spec: CalibrationSpec, input_size: tuple[int, int]) -> Iterator[np.ndarray]:
+    """(1, H, W, 3) uint8 batches at the network size: synthetic rooms, deterministic for ``spec``."""
+    from mtlsi_core.data.synth import frame_seed, render_scene
+    from mtlsi_core.runtime.processing import prepare_batch
+
+    for i in range(spec.frames):
+        frame = render_scene(frame_seed(spec.seed, i), size=spec.render_size)
+        yield prepare_batch([frame.image], input_size, "cpu").numpy()
+
+
+class _SynthReader:
+    """ONNX Runtime CalibrationDataReader over ``calibration_batches`` (subclassed at import time below)."""
+
+    def __init__(self, spec: CalibrationSpec, input_size: tuple[int, int]):
+        self._it = calibration_batches(spec, input_size)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        batch = next(self._it, None)
+        return None if batch is None else {INPUT_NAME: batch}
+
+
+def _reader(spec: CalibrationSpec, input_size: tuple[int, int]):
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(_SynthReader, CalibrationDataReader):
+        pass
+
+    return Reader(spec, input_size)
+
+
+def quantize_onnx(src: str | os.PathLike, dst: str | os.PathLike, spec: CalibrationSpec = CalibrationSpec()) -> Path:
+    """Quantise the fp32 mtlsi ONNX ``src`` to INT8 at ``dst`` (atomically); returns ``dst``.
+
+    Raises ModelFileError naming ``src`` when it is not an mtlsi export, RuntimeError when quantisation fails.
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from mtlsi_core.runtime.export import read_onnx_meta
+
+    src, dst = Path(src), Path(dst)
+    meta = read_onnx_meta(src)
+    t0 = time.perf_counter()
+    log.info("quantising %s to INT8 (%s, %s calibration on %d synthetic frames, per-channel %s)", src.name,
+             spec.quant_format, spec.method, spec.frames, spec.per_channel)
+    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+               "percentile": CalibrationMethod.Percentile}
+    with tempfile.TemporaryDirectory(prefix="mtlsi_quant_", dir=dst.parent if dst.parent.is_dir() else None) as tmp:
+        pre, out = Path(tmp) / "pre.onnx", Path(tmp) / "int8.onnx"
+        try:
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=False)
+        except Exception as e:  # symbolic shape inference may fail on some graphs: quantise the file as it is
+            log.warning("quantisation pre-processing failed (%s: %s); quantising the export as it is",
+                        type(e).__name__, e)
+            shutil.copyfile(src, pre)
+        try:
+            quantize_static(str(pre), str(out), _reader(spec, meta.input_size),
+                            quant_format=QuantFormat.QDQ if spec.quant_format == "qdq" else QuantFormat.QOperator,
+                            per_channel=spec.per_channel, reduce_range=spec.reduce_range,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=methods[spec.method], op_types_to_quantize=list(spec.op_types),
+                            extra_options={"CalibTensorRangeSymmetric": False},
+                            calibration_providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise RuntimeError(f"INT8 quantisation of {src} failed: {type(e).__name__}: {e}") from None
+        proto = onnx.load(str(out))
+    # the metadata of the fp32 export (quantize_static does not keep all of it), plus the calibration
+    source = onnx.load(str(src), load_external_data=False)
+    props = {p.key: p.value for p in source.metadata_props}
+    props[KEY_QUANT] = json.dumps({"precision": "int8", **spec.key()}, sort_keys=True)
+    del proto.metadata_props[:]
+    for k, v in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = k, v
+    data = proto.SerializeToString()
+    atomic_write(dst, lambda f: f.write(data))
+    log.info("wrote INT8 model %s (%.1f MB) in %.1f s", dst, len(data) / 1e6, time.perf_counter() - t0)
+    return dst
+
+
+def quantization_of(props: dict[str, str], where: str) -> dict[str, Any] | None:
+    """The calibration record of an INT8 file's metadata (None for an fp32 export)."""
+    text = props.get(KEY_QUANT)
+    if text is None:
+        return None
+    try:
+        return dict(json.loads(text))
+    except (ValueError, TypeError) as e:
+        raise ModelFileError(f"{where}: {KEY_QUANT} metadata is not valid JSON: {e}") from None
+
+
+__all__ = ["CALIBRATION_METHODS", "CalibrationSpec", "KEY_QUANT", "QUANT_FORMATS", "calibration_batches",
+           "quantization_of", "quantize_onnx"]
