@@ -4,7 +4,7 @@
 colour of the triangle's first vertex) so that close views have no holes; ``topdown`` is an orthographic view from
 above (the highest point per cell wins; the ceiling and the top ``ceiling_margin`` of the map are left out so the
 room's contents show), shaded by height; ``perspective`` projects the points through a pinhole camera with a
-z-buffer (nearest point per pixel, 2 x 2 splats). Images are (H, W, 3) uint8 RGB on white.
+z-buffer (nearest point per pixel, 3 x 3 splats). Images are (H, W, 3) uint8 RGB on white.
 """
 from __future__ import annotations
 
@@ -36,8 +36,10 @@ def sample_surface(vertices: np.ndarray, triangles: np.ndarray, labels: np.ndarr
 
 
 def topdown(points: np.ndarray, labels: np.ndarray, colors: np.ndarray, resolution: float = 0.02,
-            ceiling_margin: float = 0.25, max_side: int = 1600) -> np.ndarray:
-    """Orthographic view from above (x to the right, y up), ``resolution`` metres per pixel."""
+            ceiling_margin: float = 0.25, max_side: int = 1600,
+            bounds: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """Orthographic view from above (x to the right, y up), ``resolution`` metres per pixel, over ``bounds`` =
+    (x min, y min, x max, y max) (default: the points'; give the same bounds to compare maps)."""
     p = np.asarray(points, np.float64)
     keep = np.asarray(labels) != CEILING
     if keep.any():
@@ -45,7 +47,12 @@ def topdown(points: np.ndarray, labels: np.ndarray, colors: np.ndarray, resoluti
     p, col = p[keep], np.asarray(colors)[keep]
     if len(p) == 0:
         return np.full((64, 64, 3), WHITE, np.uint8)
-    lo, hi = p[:, :2].min(axis=0), p[:, :2].max(axis=0)
+    if bounds is not None:
+        lo, hi = np.array(bounds[:2], np.float64), np.array(bounds[2:], np.float64)
+        inside = np.all((p[:, :2] >= lo) & (p[:, :2] <= hi), axis=1)
+        p, col = p[inside], col[inside]
+    else:
+        lo, hi = p[:, :2].min(axis=0), p[:, :2].max(axis=0)
     res = max(resolution, float((hi - lo).max()) / max_side)
     w, h = (np.floor((hi - lo) / res).astype(int) + 1)
     u = np.floor((p[:, 0] - lo[0]) / res).astype(np.int64)
@@ -63,7 +70,7 @@ def topdown(points: np.ndarray, labels: np.ndarray, colors: np.ndarray, resoluti
 
 
 def perspective(points: np.ndarray, colors: np.ndarray, K: np.ndarray, T_map_cam: np.ndarray,
-                size: tuple[int, int], splat: int = 2) -> np.ndarray:
+                size: tuple[int, int], splat: int = 3) -> np.ndarray:
     """The points seen from a pinhole camera (``T_map_cam`` optical frame, ``K``) at ``size`` = (H, W)."""
     h, w = size
     T = np.linalg.inv(np.asarray(T_map_cam, np.float64))
@@ -100,6 +107,9 @@ def side_by_side(images: list[np.ndarray], titles: list[str], height: int = 360)
     for img, title in zip(images, titles):
         s = height / img.shape[0]
         t = cv2.resize(img, (max(1, int(round(img.shape[1] * s))), height), interpolation=cv2.INTER_NEAREST)
+        text_w = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1)[0][0] + 12
+        if t.shape[1] < text_w:  # room for the title
+            t = np.pad(t, ((0, 0), (0, text_w - t.shape[1]), (0, 0)), constant_values=255)
         bar = np.full((28, t.shape[1], 3), WHITE, np.uint8)
         cv2.putText(bar, title, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
         tiles.append(np.concatenate([bar, t]))
@@ -107,4 +117,22 @@ def side_by_side(images: list[np.ndarray], titles: list[str], height: int = 360)
     return np.concatenate(tiles[:-1], axis=1)
 
 
-__all__ = ["perspective", "sample_surface", "side_by_side", "topdown"]
+def map_views(maps: list, K: np.ndarray, T_map_cam: np.ndarray, size: tuple[int, int]) -> list[tuple[np.ndarray, ...]]:
+    """(top-down, first-pose view) of each map (``tsdf.MapResult``), the top-down views over common bounds."""
+    samples = [sample_surface(m.vertices, m.triangles, m.labels, m.colors) for m in maps]
+    filled = [s[0] for s in samples if len(s[0])]
+    bounds = None
+    if filled:
+        allp = np.concatenate(filled)
+        lo, hi = allp[:, :2].min(axis=0), allp[:, :2].max(axis=0)
+        bounds = (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
+    return [(topdown(p, lab, col, bounds=bounds), perspective(p, col, K, T_map_cam, size)) for p, lab, col in samples]
+
+
+def stack_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Images stacked vertically, padded white to the widest."""
+    width = max(r.shape[1] for r in rows)
+    return np.concatenate([np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in rows])
+
+
+__all__ = ["map_views", "perspective", "sample_surface", "side_by_side", "stack_rows", "topdown"]

@@ -201,13 +201,6 @@ def _build(frames: Iterator[PosedFrame], options: MapOptions) -> tuple[Any, Pose
     return tsdf.extract(), first, time.perf_counter() - t0
 
 
-def _pictures(result: Any, first: PosedFrame) -> tuple[np.ndarray, np.ndarray]:
-    from mtlsi_core.mapping.render import perspective, sample_surface, topdown
-
-    pts, labs, cols = sample_surface(result.vertices, result.triangles, result.labels, result.colors)
-    return topdown(pts, labs, cols), perspective(pts, cols, first.K, first.T, first.depth.shape[:2])
-
-
 def _save_map(folder: Path, prefix: str, result: Any) -> None:
     from mtlsi_core.mapping.io import ply_mesh_bytes, ply_points_bytes, write_npz
     from mtlsi_core.checkpoint import atomic_write_bytes
@@ -273,7 +266,7 @@ def run_map(bag_path: str | os.PathLike, out_dir: str | os.PathLike, *, poses_ba
     """Build, score and write the maps of a bag (module docstring); returns the map.json document."""
     from mtlsi_core.mapping.io import AtomicFolder, write_png
     from mtlsi_core.mapping.metrics import score_map
-    from mtlsi_core.mapping.render import side_by_side
+    from mtlsi_core.mapping.render import map_views, side_by_side
     from mtlsi_ros.bag.make import read_scene_file
 
     o = options
@@ -291,7 +284,6 @@ def run_map(bag_path: str | os.PathLike, out_dir: str | os.PathLike, *, poses_ba
                            "settings": {k: v for k, v in asdict(o).items() if k != "overwrite"},
                            "maps": {}, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     ref = _reference(scene_doc, o.depth_max) if scene_doc is not None else None
-    pictures = {}
     for name in ("network", "ground_truth"):
         entry = maps[name]
         if entry is None:
@@ -302,19 +294,19 @@ def run_map(bag_path: str | os.PathLike, out_dir: str | os.PathLike, *, poses_ba
         if ref is not None:
             rec["scores"] = score_map(result.vertices, result.triangles, result.labels, ref[0], ref[1], o.threshold)
         doc["maps"][name] = rec
-        pictures[name] = _pictures(result, first)
     if scene_doc is not None:
         doc["scene"] = scene_doc["spec"]
-    names = list(pictures)
+    names = [n for n in ("network", "ground_truth") if maps[n] is not None]
+    first = maps["network"][1]
+    views = dict(zip(names, map_views([maps[n][0] for n in names], first.K, first.T, first.depth.shape[:2])))
     titles = {"network": "network depth + labels", "ground_truth": "ground-truth depth + labels (upper bound)"}
     try:
         with AtomicFolder(out, overwrite=o.overwrite) as tmp:
             _save_map(tmp, "map", maps["network"][0])
             if maps["ground_truth"] is not None:
                 _save_map(tmp, "gt_map", maps["ground_truth"][0])
-            write_png(tmp / "map_topdown.png", side_by_side([pictures[n][0] for n in names],
-                                                            [titles[n] for n in names]))
-            write_png(tmp / "map_first_pose.png", side_by_side([pictures[n][1] for n in names],
+            write_png(tmp / "map_topdown.png", side_by_side([views[n][0] for n in names], [titles[n] for n in names]))
+            write_png(tmp / "map_first_pose.png", side_by_side([views[n][1] for n in names],
                                                                [titles[n] for n in names]))
             doc["seconds"] = round(time.perf_counter() - t0, 3)
             (tmp / "map.json").write_text(json.dumps(doc, indent=2) + "\n")
