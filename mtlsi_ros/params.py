@@ -105,6 +105,9 @@ _COMMON: tuple[ParamSpec, ...] = (
               "the model's training focal length); built only while subscribed", bool),
     ParamSpec("points_organized", False, "points as an organised cloud (height x width of the outputs, one point "
               "per pixel, NaN where depth is invalid; needs points_keep_invalid) instead of a list", bool),
+    ParamSpec("publish_frame_msg", False, "also publish <camera>/perception_frame (mtlsi_ros_msgs/PerceptionFrame: "
+              "the main images and output camera_info of a frame under one header; the package is built from msg/)",
+              bool),
     ParamSpec("points_keep_invalid", False, "keep points without valid depth (x, y, z NaN); false: drop them "
               "(is_dense cloud)", bool),
     ParamSpec("min_depth", 0.0, "depth <= this is invalid (NaN), metres", float, check=_non_negative),
@@ -168,6 +171,7 @@ class NodeParams:
     publish_points: bool
     points_organized: bool
     points_keep_invalid: bool
+    publish_frame_msg: bool
     min_depth: float
     max_depth: float
     qos_reliability: str

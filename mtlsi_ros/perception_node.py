@@ -37,8 +37,8 @@ from mtlsi_ros.conversions import InputError, compressed_to_rgb, image_to_rgb
 from mtlsi_ros.diagnostics import CameraStats, ThrottledLogger, camera_status, runtime_values
 from mtlsi_ros.frames import Frame, FrameBuffers
 from mtlsi_ros.params import PARAMS, NodeParams, validate
-from mtlsi_ros.publishing import (CameraOutputs, build_plans, build_points_plan, focal_length_px, join_topic,
-                                  load_palette, output_size_arg)
+from mtlsi_ros.publishing import (CameraOutputs, build_plans, build_points_plan, focal_length_px,
+                                  frame_message_class, join_topic, load_palette, output_size_arg)
 
 NODE_NAME = "perception"
 DEFAULT_MODEL = ("weights", "synth_edge_lite0.pt")  # inside the mtlsi_core package
@@ -96,6 +96,7 @@ class PerceptionNode(LifecycleNode):
             rt = self.runtime
             self._plans = build_plans(rt.tasks, rt.channels, p, self._palette)
             points = build_points_plan(rt.tasks, p, rt.input_size, rt.canonical_focal)
+            frame_cls = frame_message_class(self._plans) if p.publish_frame_msg else None
         except Exception as e:  # ParamError, CheckpointError (names the file), OSError, ImportError ...
             log.error(f"configure failed: {e}")
             self._release_runtime()
@@ -104,7 +105,7 @@ class PerceptionNode(LifecycleNode):
                                  max(p.output_qos_depth, p.queue_size if p.process_every_frame else 1))
         self._outputs = [CameraOutputs(ns, self._plans,
                                        lambda t, topic: self.create_lifecycle_publisher(t, topic, out_qos),
-                                       with_camera_info=p.use_camera_info, points=points)
+                                       with_camera_info=p.use_camera_info, points=points, frame_cls=frame_cls)
                          for ns in p.cameras]
         self._stats = [CameraStats(ns) for ns in p.cameras]
         self._infos = [deque(maxlen=CAMERA_INFO_KEEP) for _ in p.cameras]

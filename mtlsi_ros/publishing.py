@@ -33,6 +33,7 @@ from mtlsi_ros.params import NodeParams, ParamError, encoding_param
 # (camera_info:=/camera/camera_info) would also move an output of the same name onto the camera's topic.
 CAMERA_INFO_TOPIC = "output/camera_info"
 POINTS_TOPIC = "points"  # sensor_msgs/PointCloud2 (publish_points)
+FRAME_TOPIC = "perception_frame"  # mtlsi_ros_msgs/PerceptionFrame (publish_frame_msg): a frame's outputs, one header
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,40 @@ def points_message(plan: PointsPlan, header: Any, outputs: Mapping[str, np.ndarr
     cloud = point_cloud(depth, k, color, outputs[plan.label_task], outputs.get(f"{plan.label_task}_confidence"),
                         organized=plan.organized, keep_invalid=plan.keep_invalid)
     return numpy_to_pointcloud2(cloud, header)
+
+
+def frame_message_class(plans: Sequence[OutputPlan]) -> type:
+    """``mtlsi_ros_msgs.msg.PerceptionFrame`` (built from ``msg/`` by the same colcon build), after checking it has a
+    field for each planned topic; ParamError naming what is missing."""
+    try:
+        from mtlsi_ros_msgs.msg import PerceptionFrame
+    except ImportError as e:
+        raise ParamError(f"parameter 'publish_frame_msg': the message package mtlsi_ros_msgs is not available ({e}); "
+                         f"`make build` builds it from msg/ where the venv has the rosidl generators, then "
+                         f"source install/setup.bash") from None
+    fields = PerceptionFrame.get_fields_and_field_types()
+    missing = [p.topic for p in plans if _frame_field(p.topic) not in fields]
+    if missing:
+        raise ParamError(f"parameter 'publish_frame_msg': mtlsi_ros_msgs/PerceptionFrame has no field for "
+                         f"{', '.join(missing)}")
+    return PerceptionFrame
+
+
+def _frame_field(topic: str) -> str:
+    return "camera_info" if topic == CAMERA_INFO_TOPIC else topic.replace("/", "_")
+
+
+def frame_message(cls: type, header: Any, msgs: Sequence[tuple[str, Any]]) -> Any:
+    """A PerceptionFrame with ``header`` holding each message of ``msgs`` (main images, camera_info) in its field;
+    colour images and points are not part of it."""
+    frame = cls()
+    frame.header = header
+    fields = cls.get_fields_and_field_types()
+    for topic, msg in msgs:
+        name = _frame_field(topic)
+        if name in fields and name != "header":
+            setattr(frame, name, msg)
+    return frame
 
 
 def load_palette(path: str) -> np.ndarray:
@@ -208,7 +243,7 @@ class CameraOutputs:
     """The publishers of one camera. ``create_publisher(msg_type, topic) -> publisher`` is the node's factory."""
 
     def __init__(self, namespace: str, plans: Sequence[OutputPlan], create_publisher: Callable,
-                 with_camera_info: bool, points: PointsPlan | None = None):
+                 with_camera_info: bool, points: PointsPlan | None = None, frame_cls: type | None = None):
         self.namespace = namespace
         self.plans = list(plans)
         self.main = {p.task: create_publisher(Image, join_topic(namespace, p.topic)) for p in self.plans}
@@ -226,11 +261,14 @@ class CameraOutputs:
                        if points is not None else None)
         if self.points is not None:
             self.by_topic[POINTS_TOPIC] = self.points
+        self.frame_cls = frame_cls
+        self.frame = create_publisher(frame_cls, join_topic(namespace, FRAME_TOPIC)) if frame_cls else None
 
     def publishers(self) -> list:
         pubs = list(self.main.values()) + list(self.color.values())
         pubs += [self.camera_info] if self.camera_info is not None else []
-        return pubs + ([self.points] if self.points is not None else [])
+        pubs += [self.points] if self.points is not None else []
+        return pubs + ([self.frame] if self.frame is not None else [])
 
     def has_subscribers(self) -> bool:
         return any(p.get_subscription_count() > 0 for p in self.publishers())
@@ -239,12 +277,20 @@ class CameraOutputs:
                 camera_info: CameraInfo | None) -> int:
         """Publish one frame's outputs (those subscribed); returns the number of messages sent."""
         wanted = {topic for topic, pub in self.by_topic.items() if pub.get_subscription_count() > 0}
-        msgs = build_messages(self.plans, header, outputs, rgb, camera_info, wanted, self.points_plan)
+        with_frame = self.frame is not None and self.frame.get_subscription_count() > 0
+        build = wanted | ({p.topic for p in self.plans} | {CAMERA_INFO_TOPIC}) if with_frame else wanted
+        msgs = build_messages(self.plans, header, outputs, rgb, camera_info, build, self.points_plan)
+        sent = 0
         for topic, msg in msgs:
-            self.by_topic[topic].publish(msg)
-        return len(msgs)
+            if topic in wanted:
+                self.by_topic[topic].publish(msg)
+                sent += 1
+        if with_frame:
+            self.frame.publish(frame_message(self.frame_cls, header, msgs))
+            sent += 1
+        return sent
 
 
-__all__ = ["CAMERA_INFO_TOPIC", "POINTS_TOPIC", "CameraOutputs", "OutputPlan", "PointsPlan", "build_messages",
-           "build_plans", "build_points_plan", "focal_length_px", "join_topic", "load_palette", "output_size_arg",
-           "output_topics", "points_message"]
+__all__ = ["CAMERA_INFO_TOPIC", "FRAME_TOPIC", "POINTS_TOPIC", "CameraOutputs", "OutputPlan", "PointsPlan",
+           "build_messages", "build_plans", "build_points_plan", "focal_length_px", "frame_message",
+           "frame_message_class", "join_topic", "load_palette", "output_size_arg", "output_topics", "points_message"]

@@ -127,7 +127,8 @@ def test_directory_bag_with_a_cut_storage_file_and_without_metadata(bags, tmp_pa
         again, _ = _read(bag)
     assert again == got
     with BagReader(bag) as r:
-        assert r.topics() == {"/camera/camera_info": "sensor_msgs/msg/CameraInfo", "/camera/image": "sensor_msgs/msg/Image"}
+        assert r.topics() == {"/camera/camera_info": "sensor_msgs/msg/CameraInfo",
+                              "/camera/image": "sensor_msgs/msg/Image"}
         assert sum(r.message_counts().values()) == len(got)
 
 
