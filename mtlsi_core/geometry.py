@@ -114,7 +114,11 @@ def point_cloud(depth: np.ndarray, k: Sequence[float] | np.ndarray, rgb: np.ndar
     cloud = bits.view(POINT_DTYPE)
     if organized:
         return cloud
-    return cloud.reshape(-1) if keep_invalid else cloud[valid]
+    if keep_invalid:
+        return cloud.reshape(-1)
+    # select whole 24-byte rows as plain uint32 words: numpy's boolean indexing of structured arrays is ~10x slower
+    rows = bits.reshape(-1).view(np.uint32).reshape(-1, POINT_DTYPE.itemsize // 4)[valid.reshape(-1)]
+    return rows.view(POINT_DTYPE).reshape(-1)
 
 
 __all__ = ["POINT_DTYPE", "backproject", "canonical_intrinsics", "pack_rgb", "point_cloud"]
