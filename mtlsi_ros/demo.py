@@ -251,7 +251,8 @@ def run(args: argparse.Namespace) -> int:
             from mtlsi_ros.demo_map import run_sequence_map, summary_lines
 
             print(f"[demo] mapping a {args.map_frames}-frame camera trajectory", flush=True)
-            mapping = run_sequence_map(client, out, FRAME_ID, seed=args.seed, frames=args.map_frames)
+            small = min(args.size, (240, 320), key=lambda hw: hw[0] * hw[1])  # the map's frames: 240x320 at most
+            mapping = run_sequence_map(client, out, FRAME_ID, seed=args.seed, frames=args.map_frames, size=small)
 
         lat = np.array(latencies) * 1000.0
         info = answers[0][CAMERA_INFO_TOPIC]

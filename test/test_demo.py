@@ -34,6 +34,7 @@ def test_demo_streams_frames_through_the_node_and_writes_its_outputs(tmp_path):
     sheet = cv2.imread(str(out / "contact_sheet.png"))
     assert sheet is not None and sheet.shape[0] > 3 * 96 and sheet.shape[1] > 5 * 128
     assert "headers equal to the input's: yes" in (out / "summary.txt").read_text()
+    assert summary["map"]["frames"] == 24 and cv2.imread(str(out / "map.png")) is not None  # the map step ran
 
 
 def test_demo_fails_clearly_on_a_missing_model(tmp_path):

@@ -112,6 +112,9 @@ def test_tsdf_rejects_inconsistent_frames(seq, frames):
         t.integrate(f.depth, f.semseg, f.K, bad)
     with pytest.raises(ValueError, match="no frame"):
         t.extract()
+    t.integrate(np.full_like(f.depth, np.nan), f.semseg, f.K, seq.poses[0])  # nothing valid: an empty map
+    empty = t.extract()
+    assert t.empty_frames == 1 and len(empty.vertices) == 0 and len(empty.triangles) == 0
 
 
 def test_stability_zero_on_ground_truth_positive_on_shifted(seq, frames):

@@ -83,7 +83,10 @@ def class_colors(labels: np.ndarray) -> np.ndarray:
     """(N,) class ids -> (N, 3) uint8 colours of the NYUD palette (255: black)."""
     from mtlsi_core.viz import colorize_labels
 
-    return colorize_labels(np.asarray(labels).reshape(1, -1))[0]
+    labels = np.asarray(labels).reshape(1, -1)
+    if labels.size == 0:
+        return np.zeros((0, 3), np.uint8)
+    return colorize_labels(labels)[0]
 
 
 class SemanticTSDF:
@@ -105,6 +108,7 @@ class SemanticTSDF:
         self._pending: list[np.ndarray] = []
         self._pending_n = 0
         self.frames = 0
+        self.empty_frames = 0  # frames without a valid depth pixel
 
     def integrate(self, depth: np.ndarray, labels: np.ndarray, K: np.ndarray, T_map_cam: np.ndarray) -> None:
         """One frame: ``depth`` (H, W) metres along z, ``labels`` (H, W) class ids (255 = none), ``K`` its 3x3
@@ -124,6 +128,10 @@ class SemanticTSDF:
         d = np.array(depth, np.float32)
         bad = ~np.isfinite(d) | (d <= self.o.depth_min) | (d > self.o.depth_max)
         d[bad] = 0.0
+        self.frames += 1
+        if not (d > 0).any():  # nothing measured (Open3D refuses a frame that touches no block)
+            self.empty_frames += 1
+            return
         color = (class_colors(labels.reshape(-1)).reshape(*labels.shape, 3).astype(np.float32) / 255.0)
         dimg = o3d.t.geometry.Image(c.Tensor(np.ascontiguousarray(d)))
         cimg = o3d.t.geometry.Image(c.Tensor(np.ascontiguousarray(color)))
@@ -142,7 +150,6 @@ class SemanticTSDF:
             self._pending_n += int(keep.sum())
             if self._pending_n > 4_000_000:
                 self._compress()
-        self.frames += 1
 
     def _compress(self) -> None:
         if not self._pending:
@@ -194,8 +201,9 @@ class SemanticTSDF:
         """Marching cubes of the TSDF; vertices labelled by the votes (module docstring)."""
         if self.frames == 0:
             raise ValueError("no frame was integrated")
-        mesh = self.vbg.extract_triangle_mesh(float(self.o.weight_threshold))
-        if "positions" in mesh.vertex and mesh.vertex.positions.shape[0] > 0:
+        mesh = self.vbg.extract_triangle_mesh(float(self.o.weight_threshold)) if self.frames > self.empty_frames \
+            else None
+        if mesh is not None and "positions" in mesh.vertex and mesh.vertex.positions.shape[0] > 0:
             verts = mesh.vertex.positions.numpy().astype(np.float32)
             tris = mesh.triangle.indices.numpy().astype(np.int32)
         else:
