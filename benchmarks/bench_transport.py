@@ -307,7 +307,8 @@ def dds(hw: tuple[int, int], args: argparse.Namespace, topics_all: list[str], ma
         rgb, k = camera_image(hw, 1), intrinsics(hw)
         with PerceptionClient("/echo", context=ctx, topics=topics_all) as client:
             client.wait_for_node(60)
-            experiments = ([(IMAGE_ONLY, [CAMERA_INFO_TOPIC])] + [(t, [t]) for t in topics_all if t != CAMERA_INFO_TOPIC]
+            experiments = ([(IMAGE_ONLY, [CAMERA_INFO_TOPIC])]
+                           + [(t, [t]) for t in topics_all if t != CAMERA_INFO_TOPIC]
                            + [("all main", main_topics), ("all with colour", topics_all)])
             for name, topics in experiments:
                 times = []
@@ -367,6 +368,7 @@ def node_part(hw: tuple[int, int], args: argparse.Namespace, folder: Path, main_
                     for name, topics in (("latency", main_topics), ("latency_with_colour", all_topics)):
                         with PerceptionClient("/bench", context=ctx, topics=topics) as client:
                             client.wait_for_node(60)
+                            prime(client, hw, topics, timeout=120.0)
                             e2e, model_only = bench_node.interleaved_latency(client, runtime, hw, args.node_frames,
                                                                              topics)
                             diag = client.wait_diagnostics(lambda v: int(v["frames_out"]) > 0)
@@ -388,6 +390,7 @@ def node_part(hw: tuple[int, int], args: argparse.Namespace, folder: Path, main_
                 with PerceptionClient("/bench", context=ctx, topics=all_topics,
                                       input_depth=args.sustained_frames + 10) as client:
                     client.wait_for_node(60)
+                    prime(client, hw, all_topics, timeout=120.0)
                     res["sustained"] = sustained(client, hw, args.sustained_frames, args.sustained_rate, all_topics)
                     res["sustained"]["topics"] = all_topics
                     res["sustained"]["load_average_after"] = load()
@@ -395,6 +398,21 @@ def node_part(hw: tuple[int, int], args: argparse.Namespace, folder: Path, main_
             node.stop()
             rclpy.try_shutdown(context=ctx)
     return res
+
+
+def prime(client: Any, hw: tuple[int, int], topics: list[str], tries: int = 10, timeout: float = 30.0) -> None:
+    """Publish frames until the node answers one: the node's input is best-effort, and a frame sent while discovery
+    is still one-sided (our writer matched its reader, not yet the other way round) is lost for good."""
+    rgb, k = camera_image(hw, 4), intrinsics(hw)
+    for _ in range(tries):
+        h = client.publish(rgb, k=k)
+        try:
+            client.wait_for(h, topics=topics, timeout=timeout / tries)
+            client.clear()
+            return
+        except TimeoutError:
+            continue
+    raise TimeoutError(f"the node answered none of {tries} frames within {timeout} s")
 
 
 def _start_node(params: Path, domain: int, folder: Path, tag: str) -> Any:
@@ -429,7 +447,8 @@ def sustained(client: Any, hw: tuple[int, int], frames: int, rate: float, topics
         lat.append(t - client.published[("", stamp_to_ns(h.stamp))])
         last = max(last, t)
     a = np.asarray(lat) * 1000.0
-    return {"frames": frames, "publish_rate_hz": rate, "answered": len(lat), "seconds": last - t0, "frames_per_s": len(lat) / (last - t0),
+    return {"frames": frames, "publish_rate_hz": rate, "answered": len(lat), "seconds": last - t0,
+            "frames_per_s": len(lat) / (last - t0),
             "latency_p50_ms": float(np.percentile(a, 50)), "latency_p99_ms": float(np.percentile(a, 99))}
 
 
@@ -466,7 +485,8 @@ def print_case(case: str, r: dict) -> None:
             if lat:
                 print(f"  image in -> last of the {what}: p50 {lat['end_to_end']['p50_ms']:.1f}, p99 "
                       f"{lat['end_to_end']['p99_ms']:.1f} ms; model only (infer) p50 "
-                      f"{lat['model_only']['p50_ms']:.1f} ms; overhead e2e - model {lat['overhead_end_to_end_p50_ms']:.1f}"
+                      f"{lat['model_only']['p50_ms']:.1f} ms; overhead e2e - model "
+                      f"{lat['overhead_end_to_end_p50_ms']:.1f}"
                       f" ms (paired {lat['overhead_end_to_end_paired_p50_ms']:.1f}); inside node "
                       f"{lat['overhead_inside_node_p50_ms']:.1f} ms (publish {lat['node_publish_p50_ms']:.1f})")
         s = n.get("sustained")
