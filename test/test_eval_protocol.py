@@ -188,3 +188,16 @@ def test_cli_protocol_option(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["--checkpoint", str(ckpt), "--protocol", "bogus"])
     assert e.value.code == 2
+
+
+def test_datasets_with_a_protocol_pickle(tmp_path):
+    """DataLoader workers start from a fork server: the dataset, protocol included, must pickle."""
+    import pickle
+
+    png = np.zeros((6, 10), np.uint8)
+    png[:, 4:6] = 255
+    root = _nyud_folder(tmp_path, edge=png)
+    ds = NYUDMT(root, "val", ["edge"], EvalTransform((64, 64), (0.5,) * 3, (0.25,) * 3), protocol="paper")
+    back = pickle.loads(pickle.dumps(ds))
+    assert back.protocol == get_protocol("paper")
+    np.testing.assert_array_equal(back.load_raw(0)["edge"], ds.load_raw(0)["edge"])

@@ -41,7 +41,8 @@ class EvalProtocol:
     # the project's rule under both protocols: their validity comes from the context classes.)
     normals_min_norm: float
     # Extra keyword arguments per registry metric name (``TaskSpec.metric``), on top of ``TaskSpec.metric_kwargs``.
-    metric_options: Mapping[str, Mapping[str, object]] = field(default_factory=lambda: MappingProxyType({}))
+    # Plain dicts (not mappingproxy): datasets carry their protocol into DataLoader workers, so it must pickle.
+    metric_options: Mapping[str, Mapping[str, object]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.boundary_gt not in BOUNDARY_GT:
@@ -74,10 +75,10 @@ PROTOCOLS: Mapping[str, EvalProtocol] = MappingProxyType({
         description="InvPT/TaskPrompter/ATRC as published: boundary GT thin(seg2bmap(label map)) (SEISM), every "
                     "stored NYUD normal counted, saliency maxF on sigmoid(probability)",
         boundary_gt="seg2bmap", normals_min_norm=0.0,
-        metric_options=MappingProxyType({
-            "boundary": MappingProxyType({"protocol": "invpt", "thin_gt": True}),
-            "maxf": MappingProxyType({"invpt_double_sigmoid": True}),
-        }),
+        metric_options={
+            "boundary": {"protocol": "invpt", "thin_gt": True},
+            "maxf": {"invpt_double_sigmoid": True},
+        },
     ),
 })
 DEFAULT_PROTOCOL = "project"
