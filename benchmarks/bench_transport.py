@@ -2,7 +2,7 @@
 serialisation, DDS transport and the subscriber's deserialisation, per stage and per output topic.
 
     python benchmarks/bench_transport.py [--cases 448x576 480x640] [--reps 30] [--frames 30]
-                                         [--model shipped|PATH] [--backend torch|onnx|...] [--device cpu]
+                                         [--model shipped|PATH] [--backend auto|torch|onnx] [--device cpu]
                                          [--no-dds] [--node] [--node-frames 30] [--sustained-frames 60]
                                          [--sustained-rate 30]
                                          [--out benchmarks/results]
@@ -373,7 +373,9 @@ def node_part(hw: tuple[int, int], args: argparse.Namespace, folder: Path, main_
                                                                              topics)
                             diag = client.wait_diagnostics(lambda v: int(v["frames_out"]) > 0)
                         res[name] = {
-                            "topics": topics, "end_to_end": e2e, "model_only": model_only,
+                            "topics": topics, "node_backend": diag.get("backend"),
+                            "node_backend_reason": diag.get("backend.reason"),
+                            "end_to_end": e2e, "model_only": model_only,
                             "overhead_end_to_end_p50_ms": e2e["p50_ms"] - model_only["p50_ms"],
                             "overhead_end_to_end_paired_p50_ms": e2e["paired_overhead_p50_ms"],
                             # the node's diagnostics cover every frame since activation (both passes)
@@ -504,7 +506,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=30, help="calls per in-process stage (median)")
     ap.add_argument("--frames", type=int, default=30, help="frames per DDS experiment")
     ap.add_argument("--model", default="shipped", help="'shipped' (the packaged model) or a model file")
-    ap.add_argument("--backend", default="torch")
+    ap.add_argument("--backend", default="auto",
+                    help="the node's and the in-process runtime's (default: auto, as the node's)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-dds", action="store_true", help="skip the two-process DDS part")
     ap.add_argument("--node", action="store_true", help="also run the node itself (latency and sustained rate)")

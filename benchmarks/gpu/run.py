@@ -72,7 +72,9 @@ def plan(dry: bool) -> dict[str, dict]:
                           "compile": {"backend": "eager"} if dry else True},
         "edge": {**model, **one, "config": None, "size": None, "checkpoint": "shipped",
                  "variants": ["eager", "cudagraphs"]},
-        "node": {"device": dev, "frames": 2 if dry else 100, "cases": [
+        # the node as users get it (backend auto: TensorRT, else torch fp16 + CUDA graphs); the dry run names torch,
+        # since auto on the CPU would first export an ONNX file of the random model (~20 s)
+        "node": {"device": dev, "backend": "torch" if dry else "auto", "frames": 2 if dry else 100, "cases": [
             {"name": "swin_t" if not dry else "edge_random", "config": model["config"], "size": model["size"],
              "camera": model["size"] or [448, 576], "precision": model["precision"]},
             {"name": "shipped", "checkpoint": "shipped", "camera": [48, 64] if dry else [480, 640],
@@ -266,7 +268,8 @@ def stage_node(spec: dict, out: dict, save) -> None:
             res["model"] = ckpt
             params = folder / f"params_{case['name']}.yaml"
             params.write_text(yaml.safe_dump({"/**": {"ros__parameters": {
-                "model_path": ckpt, "backend": "torch", "device": spec["device"], "precision": case["precision"],
+                "model_path": ckpt, "backend": spec["backend"], "device": spec["device"],
+                "precision": case["precision"],
                 "batch_window_ms": 0.0}}}))
             domain = 150 + (os.getpid() + i) % 50
             os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_localhost_shm.xml"))
@@ -275,9 +278,10 @@ def stage_node(spec: dict, out: dict, save) -> None:
             ctx = Context()
             rclpy.init(context=ctx, domain_id=domain)
             node.wait_active(timeout=180)
-            from mtlsi_core.runtime.torch_runtime import TorchRuntime
+            from mtlsi_core.runtime import create_runtime
 
-            runtime = TorchRuntime.from_checkpoint(ckpt, device=spec["device"], precision=case["precision"])
+            runtime = create_runtime(spec["backend"], ckpt, device=spec["device"], precision=case["precision"])
+            res["model_only_runtime"] = f"{runtime.info.backend} on {runtime.info.device} ({runtime.info.precision})"
             hw = tuple(case["camera"])
             with PerceptionClient("/bench", context=ctx, topics=topics) as client:
                 client.wait_for_node(60)
@@ -287,7 +291,8 @@ def stage_node(spec: dict, out: dict, save) -> None:
             res.update(end_to_end=e2e, model_only_infer=model_only,
                        overhead_end_to_end_p50_ms=e2e["p50_ms"] - model_only["p50_ms"],
                        overhead_end_to_end_paired_p50_ms=e2e.get("paired_overhead_p50_ms"),
-                       node_diagnostics={k: diag.get(k) for k in ("backend", "device", "precision", "latency_p50_ms",
+                       node_diagnostics={k: diag.get(k) for k in ("backend", "device", "precision", "backend.reason",
+                                                                   "latency_p50_ms",
                                                                    "inference_p50_ms", "publish_p50_ms",
                                                                    "node_overhead_p50_ms", "frames_out")})
             print(f"[node {case['name']}] e2e p50 {e2e['p50_ms']:.2f} ms p99 {e2e['p99_ms']:.2f} ms; model-only "
