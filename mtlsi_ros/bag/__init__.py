@@ -5,6 +5,8 @@
     infer    (``infer.run_infer``)        bag in, bag out: every frame through the node's own processing path
     eval     (``evaluate.run_bag_eval``)  metrics of output topics against ground truth, mtlsi-eval's table / JSON
     play / record (``live``)              a player and a recorder node (raw CDR), for live replay through the node
+    map      (``map.run_map``)            semantic 3D map (Open3D TSDF) of the outputs, posed by /tf
+                                          (``transforms``), scored against a sequence's scene file
 
 ``storage`` reads and writes bags (sqlite3 / mcap, atomic output); every bad input raises ``BagError`` with a
 one-line message naming the file, topic and message index. ``mtlsi_core`` stays free of ROS: this is mtlsi_ros.
