@@ -335,7 +335,8 @@ def plot(doc: dict[str, Any], path: Path) -> None:
 def write_report(args: argparse.Namespace, arms: Sequence[str], seeds: Sequence[int], argv: Sequence[str]) -> str:
     cfg = arm_config(args.data, [], 0, args.iterations)
     s = summarise(args, list(ARMS), seeds)  # every arm with results, not only this invocation's
-    doc = {"config": BASE_CONFIG, "tasks": s["tasks"], "base_overrides": BASE_SETS, "data": DATA_SPEC, "iterations": args.iterations,
+    doc = {"config": BASE_CONFIG, "tasks": s["tasks"], "base_overrides": BASE_SETS, "data": DATA_SPEC,
+           "iterations": args.iterations,
            "batch_size": cfg.train.batch_size, "input_size": list(cfg.data.input_size), "seeds": list(seeds),
            "command": "python benchmarks/ablation.py " + " ".join(shlex.quote(a) for a in argv),
            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": describe("cpu"), "summary": s,
