@@ -55,6 +55,7 @@ class MapOptions:
     depth_min: float = 0.1
     depth_max: float = 6.0
     trunc_voxels: float = 4.0
+    weight_threshold: float = 1.0  # marching cubes skips voxels observed fewer times
     threshold: float = 0.05  # F-score distance (m)
     gt_map: bool = True
     max_frames: int | None = None
@@ -186,7 +187,8 @@ def _build(frames: Iterator[PosedFrame], options: MapOptions) -> tuple[Any, Pose
     from mtlsi_core.mapping.tsdf import SemanticTSDF, TSDFOptions
 
     tsdf = SemanticTSDF(TSDFOptions(voxel_size=options.voxel_size, depth_min=options.depth_min,
-                                    depth_max=options.depth_max, trunc_voxels=options.trunc_voxels))
+                                    depth_max=options.depth_max, trunc_voxels=options.trunc_voxels,
+                                    weight_threshold=options.weight_threshold))
     first = None
     t0 = time.perf_counter()
     for f in frames:
