@@ -42,6 +42,23 @@ def test_prepare_selects_runtime_wheels_from_the_lock():
     assert no_ros and not [n for n in no_ros if n.startswith("ros-")]
 
 
+def test_packed_wheels_unpack_to_the_same_files(tmp_path):
+    import zipfile
+
+    prep, run = _load("prepare"), _load("run")
+    wheel = tmp_path / "demo_pkg-1.0-py3-none-any.whl"
+    files = {"demo_pkg/__init__.py": b"X = 1\n", "demo_pkg/lib.so": bytes(range(256)) * 40,
+             "demo_pkg-1.0.dist-info/RECORD": b"demo_pkg/__init__.py,,\n"}
+    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    prep.pack([wheel], tmp_path / "wheels.tar.xz")
+    out = run.unpack(tmp_path / "wheels.tar.xz", tmp_path / "out")
+    assert [w.name for w in out] == [wheel.name]
+    with zipfile.ZipFile(out[0]) as z:
+        assert {n: z.read(n) for n in z.namelist()} == files
+
+
 @pytest.mark.slow
 @pytest.mark.ros
 @pytest.mark.timeout(400)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prepare, on this machine, the wheels the GPU machine lacks, for ``benchmarks/gpu/run.py`` to install there.
 
-    python benchmarks/gpu/prepare.py [--dest .gpu_wheels] [--no-ros] [--check-only]
+    python benchmarks/gpu/prepare.py [--dest .gpu_wheels] [--no-ros] [--no-pack] [--check-only]
 
 The GPU image (see /work/.library/device/KINDS.md) has Python 3.12 with torch 2.11+cu130, numpy, opencv, onnx,
 onnxruntime (CPU provider), transformers, pyyaml, psutil, scipy, scikit-image; it has no network. It lacks:
@@ -15,33 +15,43 @@ onnxruntime (CPU provider), transformers, pyyaml, psutil, scipy, scikit-image; i
   no bags).
 
 Versions are those of ``requirements.lock`` (``requirements-nodeps.txt`` for the EfficientNet code), downloaded
-with ``pip download --no-deps --only-binary=:all: --python-version 3.12`` for manylinux x86_64 into ``--dest``
-(git-ignored), with ``MANIFEST.json`` (names, sizes, sha256). Everything that travels to the GPU machine (the
-working tree: tracked and untracked-not-ignored files, plus this folder passed as ``carry``) must stay within
-64 MiB: the script measures it and exits with status 2 if it does not fit (then ``--no-ros``: the node stage
-is skipped there and says so). ``--check-only`` only measures.
+with ``pip download --no-deps --only-binary=:all: --python-version 3.12`` for manylinux x86_64 (into a cache
+folder under the system's temp directory), then packed for the trip: ``--dest`` (git-ignored) receives
+``wheels.tar.xz`` (every wheel's files, xz-compressed: 24 MiB instead of the wheels' 45 MiB; ``run.py`` zips them
+back into the same wheels there) and ``MANIFEST.json`` (names, sizes, sha256 of the wheels); ``--no-pack`` copies
+the wheels as they are. Everything that travels to the GPU machine (the working tree: tracked and
+untracked-not-ignored files, plus this folder passed as ``carry``) must stay within 64 MiB: the script measures it
+and exits with status 2 if it does not fit (then ``--no-ros``: the node stage is skipped there and says so).
+``--check-only`` only measures. Packing takes 1-3 minutes of one CPU core.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
+import tempfile
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 LIMIT = 64 * 2**20  # what the run tool carries: working tree + carried paths
+ARCHIVE = "wheels.tar.xz"
+CACHE = Path(tempfile.gettempdir()) / "mtlsi_gpu_wheel_cache"
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64"]
 PYDANTIC = ["pydantic", "pydantic_core", "annotated-types", "typing-inspection"]
 EFFICIENTNET = ["efficientnet-lite-pytorch"]
 # ROS packages of the lock that only building messages / packages needs, never the running node
-ROS_BUILD_ONLY = re.compile(r"^ros-(ament-cmake-.*|rosidl-adapter|rosidl-cli|rosidl-cmake|rosidl-generator-c|"
-                            r"rosidl-generator-cpp|rosidl-generator-type-description|rosidl-pycommon|"
-                            r"rmw-implementation-cmake)$")
+ROS_BUILD_ONLY = re.compile(r"^ros-(ament-cmake.*|ament-package|rosidl-adapter|rosidl-cli|rosidl-cmake|"
+                            r"rosidl-(core|default)-generators|rosidl-generator-(c|cpp|type-description)|"
+                            r"rosidl-pycommon|rmw-implementation-cmake)$")
 
 
 def norm(name: str) -> str:
@@ -104,30 +114,57 @@ def download(reqs: list[str], dest: Path) -> None:
         raise SystemExit("pip download failed:\n" + "\n".join(lines[-30:]))
 
 
+def pack(wheels: list[Path], out: Path) -> None:
+    """Every wheel's files under a folder named like the wheel, in one xz tar (``run.py`` re-zips each folder)."""
+    tmp = out.with_name(out.name + ".tmp")
+    with tarfile.open(tmp, "w:xz", preset=6) as tar:
+        for w in wheels:
+            with zipfile.ZipFile(w) as z:
+                for info in z.infolist():
+                    if info.is_dir():
+                        continue
+                    data = z.read(info)
+                    ti = tarfile.TarInfo(f"{w.name}/{info.filename}")
+                    ti.size, ti.mtime = len(data), 0
+                    ti.mode = ((info.external_attr >> 16) & 0o777) or 0o644
+                    tar.addfile(ti, io.BytesIO(data))
+    os.replace(tmp, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dest", type=Path, default=REPO / ".gpu_wheels")
     ap.add_argument("--no-ros", action="store_true", help="leave the ROS wheels out (the node stage is skipped)")
+    ap.add_argument("--no-pack", action="store_true", help="carry the wheels as they are (45 MiB instead of 24)")
     ap.add_argument("--check-only", action="store_true", help="measure what would travel; download nothing")
     args = ap.parse_args(argv)
     dest = args.dest if args.dest.is_absolute() else (Path.cwd() / args.dest)
     reqs = wanted(not args.no_ros)
     if not args.check_only:
-        dest.mkdir(parents=True, exist_ok=True)
+        CACHE.mkdir(parents=True, exist_ok=True)
         keep = {norm(r.split("==")[0]) for r in reqs}
-        for old in dest.glob("*.whl"):  # one version of each, nothing left from an earlier selection
+        for old in CACHE.glob("*.whl"):  # one version of each, nothing left from an earlier selection
             dist = norm(old.name.split("-")[0])
             if dist not in keep or not any(old.name.startswith(f"{dist.replace('-', '_')}-{r.split('==')[1]}-")
                                            for r in reqs if norm(r.split("==")[0]) == dist):
                 old.unlink()
-        download(reqs, dest)
-        wheels = sorted(dest.glob("*.whl"))
+        download(reqs, CACHE)
+        wheels = sorted(CACHE.glob("*.whl"))
         names = [norm(w.name.split("-")[0]) for w in wheels]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
-            raise SystemExit(f"{dest}: more than one version of {sorted(dupes)}")
+            raise SystemExit(f"{CACHE}: more than one version of {sorted(dupes)}")
+        dest.mkdir(parents=True, exist_ok=True)
+        for old in [*dest.glob("*.whl"), *dest.glob("*.tmp"), dest / ARCHIVE]:  # what an earlier run left
+            old.unlink(missing_ok=True)
+        if args.no_pack:
+            for w in wheels:
+                shutil.copy2(w, dest / w.name)
+        else:
+            pack(wheels, dest / ARCHIVE)
         manifest = {"python": "3.12", "platforms": PLATFORMS, "requirements": reqs, "ros": not args.no_ros,
+                    "packed": None if args.no_pack else ARCHIVE,
                     "wheels": [{"file": w.name, "bytes": w.stat().st_size,
                                 "sha256": hashlib.sha256(w.read_bytes()).hexdigest()} for w in wheels]}
         tmp = dest / "MANIFEST.json.tmp"

@@ -38,8 +38,10 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -341,6 +343,30 @@ def importable(python: str, modules: list[str]) -> list[str]:
     return r.stdout.split()
 
 
+def unpack(archive: Path, into: Path) -> list[Path]:
+    """``prepare.py``'s ``wheels.tar.xz`` -> the wheels again (each folder zipped back into its .whl, same files)."""
+    into.mkdir(parents=True, exist_ok=True)
+    wheels: dict[str, zipfile.ZipFile] = {}
+    try:
+        with tarfile.open(archive, "r:xz") as tar:
+            for m in tar:
+                if not m.isfile():
+                    continue
+                wheel, _, inner = m.name.partition("/")
+                if (not wheel.endswith(".whl") or "/" in wheel or not inner or inner.startswith("/")
+                        or ".." in inner.split("/")):
+                    raise RuntimeError(f"{archive}: unexpected member {m.name!r}")
+                if wheel not in wheels:
+                    wheels[wheel] = zipfile.ZipFile(into / wheel, "w", zipfile.ZIP_STORED)
+                info = zipfile.ZipInfo(inner, date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = (m.mode & 0o777) << 16
+                wheels[wheel].writestr(info, tar.extractfile(m).read())
+    finally:
+        for z in wheels.values():
+            z.close()
+    return sorted(into / w for w in wheels)
+
+
 def install(args: argparse.Namespace, log) -> tuple[str, dict]:
     """The Python to run the stages with: this one if it has everything, else a venv with the wheels installed."""
     want = list(NEEDED) + ["rclpy"]
@@ -349,7 +375,13 @@ def install(args: argparse.Namespace, log) -> tuple[str, dict]:
     if not missing and not args.force_install:
         info["skipped"] = "everything needed is importable already"
         return sys.executable, info
-    wheels = sorted(Path(args.wheels).glob("*.whl"))
+    archive = Path(args.wheels) / "wheels.tar.xz"
+    if archive.is_file():
+        t0 = time.monotonic()
+        wheels = unpack(archive, Path(tempfile.mkdtemp(prefix="mtlsi_wheels_")))
+        info["unpacked_s"] = round(time.monotonic() - t0, 1)
+    else:
+        wheels = sorted(Path(args.wheels).glob("*.whl"))
     if not wheels:
         raise RuntimeError(f"missing {missing} and no wheels in {args.wheels} (run benchmarks/gpu/prepare.py on the "
                            f"dev machine and carry the folder)")
@@ -371,7 +403,7 @@ def install(args: argparse.Namespace, log) -> tuple[str, dict]:
     # installs into the venv, which needs none of its own.
     cmd = [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
            "--disable-pip-version-check", "--no-warn-script-location", "--prefix", str(venv), "--find-links",
-           str(args.wheels), *map(str, wheels)]
+           str(wheels[0].parent), *map(str, wheels)]
     r = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT)
     if r.returncode != 0:
         raise RuntimeError(f"pip install of {len(wheels)} wheels failed (status {r.returncode}); see {LOG_FILE}")
