@@ -131,3 +131,19 @@ def test_int8_is_a_node_precision_and_refused_by_torch():
     assert validate({"precision": "int8"}).precision == "int8"
     with pytest.raises(ValueError, match="precision must be one of"):
         create_runtime("torch", str(tiny_checkpoint()), precision="int8")
+
+
+def test_mtlsi_export_writes_the_int8_file(tmp_path, monkeypatch, capsys):
+    import mtlsi_core.runtime.export as export_mod
+    from mtlsi_core.tools.export import main
+
+    real = tiny_onnx()  # the fp32 export is the session's real one (tested in test_export_cli.py)
+    monkeypatch.setattr(export_mod, "export_onnx", lambda model, cfg, path, **kw: shutil.copyfile(real, path))
+    out = tmp_path / "m.onnx"
+    args = ["--checkpoint", str(tiny_checkpoint()), "--format", "onnx", "--output", str(out), "-q"]
+    assert main(args + ["--precision", "int8", "--calib-frames", "1"]) == 0
+    q = tmp_path / "m.int8.onnx"
+    assert q.is_file() and create_runtime("onnx", str(q)).info.precision == "int8"
+    assert main(args + ["--precision", "fp16"]) == 2 and "applies to --format engine" in capsys.readouterr().err
+    assert main(args[:3] + ["engine", *args[4:], "--precision", "int8"]) == 2
+    assert "applies to --format onnx" in capsys.readouterr().err

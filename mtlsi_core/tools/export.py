@@ -2,11 +2,14 @@
 
     mtlsi-export --checkpoint runs/nyud_swin_t/best.pt --format onnx [--config nyud_swin_t] [--output m.onnx]
     mtlsi-export --checkpoint best.pt --format engine --precision fp16 [--max-batch 4] [--force-rebuild]
+    mtlsi-export --checkpoint best.pt --format onnx --precision int8 [--calib-frames 24] [--quant-format qdq]
 
 The ONNX has a static input size (the config's ``data.input_size``; change it with
 ``--set data.input_size=[480,640]``), a dynamic batch (``--static-batch N`` fixes it), uint8 NHWC input
 ``images`` and one named output per task; its metadata carries the config, so runtimes need no checkpoint.
 Without ``--no-verify`` it is checked against PyTorch with ONNX Runtime (tolerances printed).
+``--format onnx --precision int8`` also writes ``<output stem>.int8.onnx``: static INT8 quantisation calibrated on
+synthetic frames (``mtlsi_core.runtime.quantize``), run by the ``onnx`` backend as it is.
 ``--format engine`` writes the ONNX and then builds ``<onnx stem>.<precision>.<H>x<W>.trt<version>.engine``
 beside it (reused while its key is unchanged).
 
@@ -42,11 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="export a randomly initialised network of --config (no checkpoint; for speed tests)")
     p.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("engine (TensorRT)")
-    g.add_argument("--precision", choices=("fp16", "bf16", "fp32"), default="fp16")
+    g.add_argument("--precision", choices=("fp16", "bf16", "fp32", "int8"), default=None,
+                   help="engine: fp16 (default), bf16, fp32; onnx: int8 adds the INT8 quantisation")
     g.add_argument("--max-batch", type=int, default=4)
     g.add_argument("--opt-batch", type=int, default=1)
     g.add_argument("--workspace-gib", type=float, default=4.0)
     g.add_argument("--force-rebuild", action="store_true", help="rebuild the engine even if the cached one fits")
+    q = p.add_argument_group("INT8 (--format onnx --precision int8)")
+    q.add_argument("--calib-frames", type=int, default=24, help="synthetic calibration frames")
+    q.add_argument("--calib-seed", type=int, default=None, help="seed of the calibration scenes")
+    q.add_argument("--quant-format", choices=("qdq", "qoperator"), default="qdq")
     p.add_argument("--quiet", "-q", action="store_true")
     return p
 
@@ -99,14 +107,36 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quiet:
         _print_report(result)
     if args.format == "onnx":
+        if args.precision not in (None, "fp32", "int8"):
+            print(f"mtlsi-export: error: --precision {args.precision} applies to --format engine; the ONNX is fp32 "
+                  "(or int8)", file=sys.stderr)
+            return 2
+        if args.precision == "int8":
+            from dataclasses import replace as _replace
+
+            from mtlsi_core.runtime.quantize import CalibrationSpec, quantize_onnx
+
+            try:
+                spec = CalibrationSpec(frames=args.calib_frames, quant_format=args.quant_format)
+                if args.calib_seed is not None:
+                    spec = _replace(spec, seed=args.calib_seed)
+                q = quantize_onnx(output, output.with_name(f"{output.stem}.int8.onnx"), spec)
+            except (ValueError, RuntimeError, ModelFileError) as e:
+                print(f"mtlsi-export: INT8 quantisation failed: {e}", file=sys.stderr)
+                return 1
+            print(f"wrote {q}  (INT8 {spec.quant_format}, calibrated on {spec.frames} synthetic frames)")
         return 0
+    if args.precision == "int8":
+        print("mtlsi-export: error: --precision int8 applies to --format onnx (TensorRT runs fp16, bf16 or fp32)",
+              file=sys.stderr)
+        return 2
 
     from mtlsi_core.runtime.tensorrt_runtime import (BuildSpec, EngineCache, TensorRTUnavailable, build_engine,
                                                      import_tensorrt)
 
     try:
         trt = import_tensorrt()
-        spec = BuildSpec(args.precision, tuple(cfg.data.input_size), 1, args.opt_batch, args.max_batch,
+        spec = BuildSpec(args.precision or "fp16", tuple(cfg.data.input_size), 1, args.opt_batch, args.max_batch,
                          args.workspace_gib)
         engine = EngineCache(output, spec, str(trt.__version__), build_engine).get(force_rebuild=args.force_rebuild)
     except TensorRTUnavailable as e:
