@@ -254,6 +254,30 @@ def costs(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
     return out
 
 
+def tune(ckpt: Path, cache_dir: Path, a: argparse.Namespace, info: dict[str, Any]) -> int:
+    """fp32 model-only speed per ONNX Runtime setting, interleaved rounds as ``speed``."""
+    from mtlsi_core.checkpoint import atomic_write
+    from mtlsi_core.runtime import create_runtime
+    from mtlsi_core.runtime.model_cache import cached_onnx
+
+    path = str(cached_onnx(ckpt, "fp32", cache_dir=cache_dir).path)
+    settings = {"intra1_all": dict(intra_op_threads=1), "intra2_all": dict(intra_op_threads=2),
+                "intra2_inter2_all": dict(intra_op_threads=2, inter_op_threads=2),
+                "intra2_extended": dict(intra_op_threads=2, graph_optimization="extended"),
+                "intra2_basic": dict(intra_op_threads=2, graph_optimization="basic")}
+    runtimes = {n: create_runtime("onnx", path, device="cpu", **kw) for n, kw in settings.items()}
+    h, w = (int(v) for v in a.camera.split("x"))
+    sp = speed(runtimes, a.rounds, a.calls, (h, w))
+    result = {"machine": info, "model": str(ckpt), "settings": settings, "speed": sp, "uptime_at_end": uptime()}
+    out = Path(a.out or RESULTS / "int8_cpu_tuning.json")
+    atomic_write(out, lambda f: f.write(json.dumps(result, indent=1).encode()))
+    for n, v in sp["per_model"].items():
+        print(f"  {n:20s} model p50 {v['model_p50_ms']:7.1f} ms ({v['model_fps']:5.1f} frames/s), best round "
+              f"{v['model_best_round_ms']:.1f} ms, end to end {v['e2e_p50_ms']:.1f} ms")
+    print(f"[bench_int8] wrote {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default=str(SHIPPED))
@@ -271,7 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-accuracy", action="store_true")
     p.add_argument("--edge-thresholds", type=int, default=9,
                    help="odsF threshold count (0: the metric's default sweep, ~8x slower); the same for every model")
-    p.add_argument("--out", default=str(RESULTS / "int8_cpu.json"))
+    p.add_argument("--tune", action="store_true",
+                   help="instead: fp32 speed per ONNX Runtime setting (intra-op threads 1 / 2, inter-op 2, graph "
+                        "optimisation all / extended / basic) -> int8_cpu_tuning.json")
+    p.add_argument("--out", default=None, help="default: benchmarks/results/int8_cpu.json (--tune: int8_cpu_tuning.json)")
     a = p.parse_args(argv)
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -285,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     cache_dir = Path(a.cache_dir) if a.cache_dir else Path(tempfile.mkdtemp(prefix="mtlsi_int8_bench_"))
     info = describe("cpu", uptime_at_start=uptime())
     print(f"[bench_int8] {uptime()}\n[bench_int8] building models in {cache_dir}", flush=True)
+    if a.tune:
+        return tune(ckpt, cache_dir, a, info)
     models = build_models(ckpt, cache_dir, a.formats, a.calib_frames, a.calib_method, train_size)
     opts = {"intra_op_threads": a.threads} if a.threads else {}
     runtimes = {name: create_runtime("onnx", m["path"], device="cpu", precision="int8" if name != "fp32" else "fp32",
@@ -313,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             real["cost"] = costs(real["scores"])
         result["real_frames"] = real
     result["uptime_at_end"] = uptime()
-    out = Path(a.out)
+    out = Path(a.out or RESULTS / "int8_cpu.json")
     atomic_write(out, lambda f: f.write(json.dumps(result, indent=1).encode()))
     print(json.dumps({k: result[k] for k in result if k not in ("machine", "models")}, indent=1)[:6000])
     print(f"[bench_int8] wrote {out}")
