@@ -83,6 +83,15 @@ def test_auto_is_the_default_of_the_factory_and_the_node():
         create_runtime()
 
 
+def test_factory_defaults_ask_auto_for_the_gpu(monkeypatch):
+    import mtlsi_core.runtime.auto as auto_mod
+
+    seen = {}
+    monkeypatch.setattr(auto_mod, "create_auto_runtime", lambda path, **kw: seen.update(path=path, **kw))
+    create_runtime(model_path="m.pt")
+    assert seen == {"path": "m.pt", "device": "cuda", "precision": "fp16"}  # a GPU where present, else the CPU
+
+
 def test_runtime_options_keep_what_a_backend_accepts():
     vals = dict(cache_dir="/c", intra_op_threads=2, inter_op_threads=None, graph_optimization="all")
     assert runtime_options("torch", **vals) == {}

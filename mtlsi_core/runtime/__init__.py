@@ -58,11 +58,14 @@ def runtime_options(backend: str, **values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in allowed and v is not None}
 
 
-def create_runtime(backend: str = DEFAULT_BACKEND, model_path: str | None = None, device: str = "cpu",
-                   precision: str = "fp32", **kw: Any) -> Runtime:
+def create_runtime(backend: str = DEFAULT_BACKEND, model_path: str | None = None, device: str | None = None,
+                   precision: str | None = None, **kw: Any) -> Runtime:
     """Build a runtime from a model file (see the table above). Unknown backends or options are errors naming
     the choices; a missing or corrupt model file raises an error naming the file. Every runtime has a
-    ``selection`` (``auto.Selection``): for ``auto`` what was chosen and why, else the explicit request."""
+    ``selection`` (``auto.Selection``): for ``auto`` what was chosen and why, else the explicit request.
+
+    Defaults: ``auto`` uses a GPU where there is one (device "cuda", precision fp16 there, fp32 on the CPU);
+    the explicit backends run on "cpu" in fp32 unless told otherwise (as before)."""
     if model_path is None or str(model_path) == "":
         raise ValueError("create_runtime: model_path is required (a .pt checkpoint, .onnx or .engine file)")
     allowed = backend_options(backend)
@@ -73,7 +76,8 @@ def create_runtime(backend: str = DEFAULT_BACKEND, model_path: str | None = None
     from mtlsi_core.runtime.auto import Selection, create_auto_runtime
 
     if backend == DEFAULT_BACKEND:
-        return create_auto_runtime(str(model_path), device=device, precision=precision, **kw)
+        return create_auto_runtime(str(model_path), device=device or "cuda", precision=precision or "fp16", **kw)
+    device, precision = device or "cpu", precision or "fp32"
     module, cls_name, factory = _BACKENDS[backend]
     cls = getattr(importlib.import_module(module), cls_name)
     rt = getattr(cls, factory)(str(model_path), device=device, precision=precision, **kw)
