@@ -285,7 +285,8 @@ def markdown(doc: dict[str, Any]) -> str:
         if "mean" not in e:
             lines.append(f"| {arm} | 0 | " + " | ".join("–" for _ in tasks) + " | | | |")
             continue
-        cells = [f"{e['mean'][t]:.4g} ± {e['std'][t]:.2g}" for t in tasks]
+        n = len(e["seeds_done"])
+        cells = [f"{e['mean'][t]:.4g} ± {e['std'][t]:.2g}" if n > 1 else f"{e['mean'][t]:.4g}" for t in tasks]
         c = e.get("cost")
         cost = (f"{c['head_params'] / 1e6:.3f} M | {c['gflops']['total']:.2f} | {c['cpu_ms_per_forward_median']:.0f}"
                 if c else " | | ")
@@ -308,7 +309,8 @@ def plot(doc: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     tasks = doc["tasks"]
-    arms = [a for a, e in doc["summary"]["arms"].items() if "mean" in e]
+    # trained arms only: the constant predictor (in the table) would squash every axis
+    arms = [a for a, e in doc["summary"]["arms"].items() if "mean" in e and ARMS.get(a) is not None]
     if not arms:
         return
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 0.32 * len(arms) + 1.6), sharey=True)
@@ -323,8 +325,8 @@ def plot(doc: dict[str, Any], path: Path) -> None:
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(arms)), arms)
     axes[0].invert_yaxis()
-    fig.suptitle(f"Ablation ({BASE_CONFIG}, {doc['iterations']} it.), mean ± std over seeds; "
-                 f"{summary(doc['machine'])}", fontsize=8)
+    fig.suptitle(f"Ablation ({BASE_CONFIG}, {doc['iterations']} it.), mean ± std over seeds (dots: seeds; dashed: "
+                 f"none); constant predictor in the table; {summary(doc['machine'])}", fontsize=8)
     fig.tight_layout()
     tmp = path.with_suffix(".tmp.png")
     fig.savefig(tmp, dpi=110)
@@ -342,6 +344,8 @@ def write_report(args: argparse.Namespace, arms: Sequence[str], seeds: Sequence[
            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": describe("cpu"), "summary": s,
            "vs_none": {a: compare(s, a) for a in s["arms"] if a not in ("none", "constant")}}
     res = Path(args.results_dir)
+    if args.report and (res / "ablation.json").is_file():  # a re-written summary keeps the command of the runs
+        doc["command"] = json.loads((res / "ablation.json").read_text()).get("command", doc["command"])
     atomic_write_bytes(res / "ablation.json", _json(doc))
     md = markdown(doc)
     atomic_write_bytes(res / "ablation.md", md.encode())
