@@ -229,14 +229,6 @@ def stages(hw: tuple[int, int], runtime: Any, reps: int) -> dict:
 
 # ------------------------------------------------------------------------------------------------ 2. dds
 
-def ros_env(domain: int) -> dict:
-    env = dict(os.environ)
-    env.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST", HF_HUB_OFFLINE="1",
-               PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
-    env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_localhost_shm.xml"))
-    return env
-
-
 def echo_main(hw: tuple[int, int], model: str, backend: str, device: str) -> int:
     """The echo process: answers each image on /echo/image with pre-built output messages of the topics named in
     its header's frame_id (comma-separated), carrying the image's header. Output QoS as the node's."""
@@ -286,6 +278,7 @@ def echo_main(hw: tuple[int, int], model: str, backend: str, device: str) -> int
 
 def dds(hw: tuple[int, int], args: argparse.Namespace, topics_all: list[str], main_topics: list[str],
         folder: Path) -> dict:
+    import bench_node
     import rclpy
     from rclpy.context import Context
 
@@ -298,7 +291,7 @@ def dds(hw: tuple[int, int], args: argparse.Namespace, topics_all: list[str], ma
         proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--role", "echo",
                                  "--cases", f"{hw[0]}x{hw[1]}", "--model", args.model, "--backend", args.backend,
                                  "--device", args.device], stdout=log, stderr=subprocess.STDOUT,
-                                env=ros_env(domain), cwd=str(REPO), start_new_session=True)
+                                env=bench_node.ros_env(domain), cwd=str(REPO), start_new_session=True)
     ctx = Context()
     rclpy.init(context=ctx, domain_id=domain)
     res: dict[str, Any] = {"load_average": load(), "round_trip": {}}

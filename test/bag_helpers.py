@@ -76,3 +76,46 @@ def read_bag(path: Path, topics: Any = None) -> dict[tuple[str, int], tuple[byte
             assert key not in out, f"{path}: {key} twice"
             out[key] = (raw.data, msg)
     return out
+
+
+def live_and_offline(tmp_path: Path, bag: Path, params: dict, topics: list[str], frames: int, test_name: str,
+                     camera: str = "/camera") -> tuple[Path, Path, Any, str]:
+    """Play ``bag`` with /clock to the installed node (own process, real DDS, ``params``), record ``topics`` until
+    ``frames`` of each arrived, then run ``mtlsi-bag infer`` on the same bag with the same parameter files. Returns
+    (live bag, offline bag, infer summary, node log)."""
+    import time
+
+    from mtlsi_ros.bag.infer import InferOptions, run_infer
+    from mtlsi_ros.bag.live import BagPlayer, BagRecorder
+    from mtlsi_ros.bag.node_params import load_node_params
+    from node_helpers import PARAMS_FILE, NodeProcess, RosSide, domain_id, write_params
+
+    overrides = write_params(tmp_path / "overrides.yaml", params)
+    dom = domain_id(test_name)
+    node = NodeProcess(tmp_path, dom, params, namespace=camera, name="perception")
+    ros = None
+    try:
+        node.wait_log(r"active: subscribed", timeout=180)
+        ros = RosSide(dom)
+        recorder = BagRecorder(tmp_path / "live.mcap", topics, context=ros.context)
+        try:
+            recorder.wait_ready(60)
+            with BagPlayer(bag, context=ros.context, rate=1.0, clock=True,
+                           topics=[f"{camera}/image", f"{camera}/camera_info"]) as player:
+                player.wait_for_subscribers(timeout=60)
+                time.sleep(1.0)  # the node's publishers see the recorder's subscriptions (it skips unwatched ones)
+                player.play()
+                recorder.wait_for_counts({t: frames for t in topics}, timeout=120)
+        except BaseException:
+            recorder.abort()
+            raise
+        live_path = recorder.close()
+        assert not recorder.errors, recorder.errors
+    finally:
+        node.stop()
+        if ros is not None:
+            ros.close()
+    log = node.log()
+    p = load_node_params([PARAMS_FILE, overrides], node_fqn=f"{camera}/perception")
+    summary = run_infer(bag, tmp_path / "offline.mcap", p, InferOptions(copy_input=False, progress=False))
+    return live_path, tmp_path / "offline.mcap", summary, log

@@ -9,18 +9,12 @@ is the tiny one with ``canonical_focal`` set, so a focal length passed different
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
-from bag_helpers import SIZE, focal_checkpoint, make_synth_bag, read_bag
-from mtlsi_ros.bag.infer import InferOptions, run_infer
-from mtlsi_ros.bag.live import BagPlayer, BagRecorder
-from mtlsi_ros.bag.node_params import load_node_params
+from bag_helpers import SIZE, focal_checkpoint, live_and_offline, make_synth_bag, read_bag
 from mtlsi_ros.client import default_topics
 from mtlsi_ros.conversions import image_to_numpy
-from node_helpers import PARAMS_FILE, NodeProcess, RosSide, domain_id, write_params
 
 pytestmark = pytest.mark.ros
 
@@ -32,40 +26,12 @@ def test_live_outputs_equal_mtlsi_bag_infer(tmp_path):
     bag = make_synth_bag(tmp_path / "input", num=FRAMES, rate=5.0)
     params = {"model_path": str(focal_checkpoint()), "device": "cpu", "precision": "fp32", "warmup": False,
               "process_every_frame": True, "batch_window_ms": 0.0, "use_sim_time": True}
-    overrides = write_params(tmp_path / "overrides.yaml", params)
     topics = [f"{CAMERA}/{t}" for t in default_topics("nyud")]
-
-    dom = domain_id(__name__)
-    node = NodeProcess(tmp_path, dom, params, namespace=CAMERA, name="perception")
-    ros = None
-    try:
-        node.wait_log(r"active: subscribed", timeout=180)
-        ros = RosSide(dom)
-        recorder = BagRecorder(tmp_path / "live.mcap", topics, context=ros.context)
-        try:
-            recorder.wait_ready(60)
-            with BagPlayer(bag, context=ros.context, rate=1.0, clock=True,
-                           topics=[f"{CAMERA}/image", f"{CAMERA}/camera_info"]) as player:
-                player.wait_for_subscribers(timeout=60)
-                time.sleep(1.0)  # the node's publishers see the recorder's subscriptions (it skips unwatched ones)
-                player.play()
-                recorder.wait_for_counts({t: FRAMES for t in topics}, timeout=120)
-        except BaseException:
-            recorder.abort()
-            raise
-        live_path = recorder.close()
-        assert not recorder.errors, recorder.errors
-    finally:
-        node.stop()
-        if ros is not None:
-            ros.close()
-    assert "dropped frame" not in node.log(), node.log()[-3000:]
-
-    p = load_node_params([PARAMS_FILE, overrides], node_fqn=f"{CAMERA}/perception")
-    summary = run_infer(bag, tmp_path / "offline.mcap", p, InferOptions(copy_input=False, progress=False))
+    live_path, offline_path, summary, log = live_and_offline(tmp_path, bag, params, topics, FRAMES, __name__)
+    assert "dropped frame" not in log, log[-3000:]
     assert summary.processed == FRAMES and not summary.dropped
 
-    live, offline = read_bag(live_path), read_bag(tmp_path / "offline.mcap")
+    live, offline = read_bag(live_path), read_bag(offline_path)
     assert set(live) == set(offline), sorted(set(live) ^ set(offline))
     assert {t for t, _ in live} == set(topics) and len(live) == FRAMES * len(topics)
     inputs = read_bag(bag, [f"{CAMERA}/image"])

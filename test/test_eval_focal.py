@@ -44,6 +44,18 @@ class _DepthRecorder:
         return {"depth": self.metric.compute()}
 
 
+def _eval_depth(model, dataset, tasks, canonical_focal) -> _DepthRecorder:
+    """The evaluation path (``evaluate_model``) with a depth-only recorder; returns the recorder."""
+    rec = {}
+
+    def factory(tasks, ds):
+        rec["ev"] = _DepthRecorder(tasks, ds)
+        return rec["ev"]
+
+    evaluate_model(model, dataset, tasks, "cpu", evaluator_factory=factory, canonical_focal=canonical_focal)
+    return rec["ev"]
+
+
 def _tiny_checkpoint(path: Path, canonical_focal: float) -> Path:
     model, cfg = tiny_model()
     d = cfg.to_dict()
@@ -77,15 +89,9 @@ def test_eval_depth_agrees_with_runtime_on_synthetic_frames(tmp_path, size):
     val = build_dataset(cfg, "val", root=str(root), train=False)
     assert val.focal_length == pytest.approx(fx)
 
-    rec = {}
-
-    def factory(tasks, ds):
-        rec["ev"] = _DepthRecorder(tasks, ds)
-        return rec["ev"]
-
     model = rt.model
-    evaluate_model(model, val, cfg.tasks, "cpu", evaluator_factory=factory, canonical_focal=canonical)
-    eval_preds = rec["ev"].preds
+    ev = _eval_depth(model, val, cfg.tasks, canonical)
+    eval_preds = ev.preds
     runtime_metric = DepthMetric("depth", "nyud")
     for i in range(len(val)):
         raw = val.load_raw(i)
@@ -93,7 +99,7 @@ def test_eval_depth_agrees_with_runtime_on_synthetic_frames(tmp_path, size):
         runtime_metric.update(out, raw["depth"])
         ratio = float(eval_preds[i].mean() / out.mean())
         assert ratio == pytest.approx(1.0, rel=0.01), f"frame {i}: eval / runtime mean depth {ratio:.4f}"
-    rmse_eval = rec["ev"].compute()["depth"]["rmse"]
+    rmse_eval = ev.compute()["depth"]["rmse"]
     assert rmse_eval == pytest.approx(runtime_metric.compute()["rmse"], rel=0.01)
 
     # mtlsi-eval itself (the CLI's function) takes canonical_focal from the checkpoint and reports the same figure
@@ -102,10 +108,9 @@ def test_eval_depth_agrees_with_runtime_on_synthetic_frames(tmp_path, size):
     assert doc["metrics"]["depth"]["rmse"] == pytest.approx(rmse_eval, rel=1e-6)
 
     # the previous behaviour (zoom = the resize s alone) is off by the camera's zoom: s against s / 0.6
-    rec.clear()
-    evaluate_model(model, val, cfg.tasks, "cpu", evaluator_factory=factory, canonical_focal=None)
+    old = _eval_depth(model, val, cfg.tasks, None)
     s = 96 / size[1]
-    assert float(rec["ev"].preds[0].mean() / eval_preds[0].mean()) == pytest.approx(s * 0.6, rel=1e-3)
+    assert float(old.preds[0].mean() / eval_preds[0].mean()) == pytest.approx(s * 0.6, rel=1e-3)
 
 
 @pytest.mark.real_data
@@ -128,15 +133,7 @@ def test_eval_depth_agrees_with_runtime_on_real_frame_433(real_samples, tmp_path
     cfg = config_from_dict(apply_overrides(ckpt_cfg, ["data.dataset=nyud", "data.tasks=[depth]"]), source="t")
     val = build_dataset(cfg, "val", root=str(root), train=False)
     assert val.focal_length == pytest.approx(NYU_FX)
-    rec = {}
-
-    def factory(tasks, ds):
-        rec["ev"] = _DepthRecorder(tasks, ds)
-        return rec["ev"]
-
-    canonical = rt.canonical_focal
-    evaluate_model(rt.model, val, ["depth"], "cpu", evaluator_factory=factory, canonical_focal=canonical)
-    rmse_eval = rec["ev"].compute()["depth"]["rmse"]
+    rmse_eval = _eval_depth(rt.model, val, ["depth"], rt.canonical_focal).compute()["depth"]["rmse"]
 
     # the same network input the evaluation used (the letterboxed frame), through the runtime with the focal
     # length of that picture (518.86 px x the evaluation resize)

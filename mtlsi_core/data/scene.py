@@ -440,13 +440,19 @@ def _camera(rng: np.random.Generator, room: np.ndarray) -> tuple[np.ndarray, np.
     yaw = math.atan2(target[1] - pos[1], target[0] - pos[0])
     pitch = math.radians(rng.uniform(-28.0, -5.0))
     roll = math.radians(rng.uniform(-4.0, 4.0))
+    return pos, optical_rotation(yaw, pitch, roll)
+
+
+def optical_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """World-from-optical rotation (columns: x right, y down, z forward) of a camera looking along (yaw, pitch),
+    world z up, rolled by ``roll`` about its optical axis."""
     fwd = np.array([math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), math.sin(pitch)])
     right = np.cross(fwd, [0.0, 0.0, 1.0])
     right /= np.linalg.norm(right)
     down = np.cross(fwd, right)
     c, s = math.cos(roll), math.sin(roll)
     right, down = c * right + s * down, -s * right + c * down
-    return pos, np.stack([right, down, fwd], axis=1)
+    return np.stack([right, down, fwd], axis=1)
 
 
 def sample_scene(rng: np.random.Generator) -> Scene:

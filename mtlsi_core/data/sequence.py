@@ -28,7 +28,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from mtlsi_core.data.scene import Scene, sample_scene
+from mtlsi_core.data.scene import Scene, optical_rotation, sample_scene
 from mtlsi_core.data.synth import SynthFrame, _check_size, kinect_intrinsics, render
 
 KINDS = ("ground", "handheld")
@@ -122,14 +122,8 @@ class Path:
 
 def camera_pose(position: np.ndarray, yaw: float, pitch: float, roll: float) -> np.ndarray:
     """T_map_cam of an optical frame at ``position`` looking along (yaw, pitch) (world z up), rolled by ``roll``."""
-    fwd = np.array([math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), math.sin(pitch)])
-    right = np.cross(fwd, [0.0, 0.0, 1.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(fwd, right)
-    c, s = math.cos(roll), math.sin(roll)
-    right, down = c * right + s * down, -s * right + c * down
     T = np.eye(4)
-    T[:3, :3] = np.stack([right, down, fwd], axis=1)
+    T[:3, :3] = optical_rotation(yaw, pitch, roll)
     T[:3, 3] = position
     return T
 
