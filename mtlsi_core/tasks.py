@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Mapping
+from typing import Callable, Collection, Mapping
 
 import torch
 
@@ -59,6 +59,14 @@ def _softmax_fg(x: torch.Tensor) -> torch.Tensor:
     return torch.softmax(x, dim=1)[:, 1]
 
 
+def _max_softmax(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) logits -> (B, H, W) float32 probability of the arg-max class, max_c softmax(x)_c in (0, 1].
+
+    Computed as 1 / sum_c exp(x_c - max_c x) (no division over all C channels)."""
+    x = x.float()
+    return torch.exp(x - x.amax(dim=1, keepdim=True)).sum(dim=1).reciprocal()
+
+
 ACTIVATIONS: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] = MappingProxyType(
     {
         "argmax": _argmax,
@@ -66,8 +74,29 @@ ACTIVATIONS: Mapping[str, Callable[[torch.Tensor], torch.Tensor]] = MappingProxy
         "unit_normals": _unit_normals,
         "sigmoid": _sigmoid,
         "softmax_fg": _softmax_fg,
+        "max_softmax": _max_softmax,
     }
 )
+
+
+@dataclass(frozen=True)
+class AuxOutput:
+    """An extra output of a task, computed from the same raw network output by another activation; it leaves the
+    runtimes under the key ``f"{task}_{name}"`` (``output_key``), (B, H, W) float32, resized to the output size
+    with ``interpolation``. Runtimes compute it only when asked (``Runtime(auxiliary=...)``); model files exported
+    before it existed lack it, and then the key is absent."""
+
+    name: str
+    activation: str  # key in ACTIVATIONS, applied to the task's raw (B, C, H, W) output
+    interpolation: str  # "nearest" or "bilinear"
+    description: str = ""
+
+
+# Labels tasks: the probability of the predicted class. Resized like the labels (nearest), so each output pixel's
+# confidence is the one of the network pixel its label comes from (bilinear would blend confidences across a
+# class boundary and pair a label with its neighbour's probability).
+LABEL_CONFIDENCE = AuxOutput("confidence", "max_softmax", "nearest",
+                             "probability of the predicted class, max softmax, float32 in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -106,6 +135,11 @@ class TaskSpec:
     hflip_negate: tuple[int, ...] = ()
     # extra keyword arguments of the metric (``mtlsi_core.metrics.METRICS[metric](task, dataset, **metric_kwargs)``)
     metric_kwargs: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    # extra outputs computed from the same raw output (labels tasks: "confidence"), see AuxOutput
+    auxiliary: tuple[AuxOutput, ...] = ()
+
+    def output_key(self, aux: AuxOutput) -> str:
+        return f"{self.name}_{aux.name}"
 
     def num_channels(self, dataset: "DatasetSpec | str") -> int:
         if self.channels is not None:
@@ -133,6 +167,7 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             visual="labels",
             ros=RosOutput("segmentation", ("mono8", "mono16"), color_topic="segmentation/color"),
             description="semantic segmentation, class ids (0-based; 255 = ignore)",
+            auxiliary=(LABEL_CONFIDENCE,),
         ),
         "depth": TaskSpec(
             name="depth", kind="dense", channels=1,
@@ -173,6 +208,7 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             description="human part parsing, class ids (0 = background; 255 = ignore)",
             # InvPT/ATRC ignore images without any part annotation (all 0/255) when scoring parts
             metric_kwargs=_frozen(skip_images_without_foreground=True),
+            auxiliary=(LABEL_CONFIDENCE,),
         ),
         "sal": TaskSpec(
             name="sal", kind="binary", channels=2,
@@ -265,6 +301,30 @@ def task_channels(tasks: tuple[str, ...] | list[str], dataset: str) -> dict[str,
     """Output channels per task for a dataset, in task order."""
     ds = get_dataset(dataset)
     return {t: get_task(t).num_channels(ds) for t in tasks}
+
+
+def auxiliary_outputs(tasks: tuple[str, ...] | list[str],
+                      names: Collection[str] | None = None) -> dict[str, tuple[str, AuxOutput]]:
+    """``{output key: (task, AuxOutput)}`` of ``tasks``' auxiliary outputs in task order (``names``: only those
+    auxiliary names, e.g. ("confidence",); None: all)."""
+    return {get_task(t).output_key(a): (t, a) for t in tasks for a in get_task(t).auxiliary
+            if names is None or a.name in names}
+
+
+def output_spec(key: str) -> tuple[TaskSpec, AuxOutput | None]:
+    """The task of a runtime output key, and its AuxOutput when the key is an auxiliary output (else None)."""
+    if key in TASKS:
+        return TASKS[key], None
+    for spec in TASKS.values():
+        for aux in spec.auxiliary:
+            if spec.output_key(aux) == key:
+                return spec, aux
+    raise KeyError(f"unknown output {key!r}: neither a task nor a task's auxiliary output")
+
+
+def auxiliary_names() -> tuple[str, ...]:
+    """Every auxiliary output name some task declares (the values ``Runtime(auxiliary=...)`` accepts)."""
+    return tuple(dict.fromkeys(a.name for spec in TASKS.values() for a in spec.auxiliary))
 
 
 def activate(raw: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

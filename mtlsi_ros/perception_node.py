@@ -38,7 +38,8 @@ from mtlsi_ros.diagnostics import CameraStats, ThrottledLogger, camera_status, r
 from mtlsi_ros.frames import Frame, FrameBuffers
 from mtlsi_ros.params import PARAMS, NodeParams, validate
 from mtlsi_ros.publishing import (CameraOutputs, build_plans, build_points_plan, focal_length_px,
-                                  frame_message_class, join_topic, load_palette, output_size_arg)
+                                  frame_message_class, join_topic, load_palette, output_size_arg,
+                                  runtime_auxiliary)
 
 NODE_NAME = "perception"
 DEFAULT_MODEL = ("weights", "synth_edge_lite0.pt")  # inside the mtlsi_core package
@@ -185,7 +186,8 @@ class PerceptionNode(LifecycleNode):
                                 **runtime_options(p.backend, cache_dir=p.model_cache_dir or None,
                                                   intra_op_threads=p.intra_op_threads or None,
                                                   inter_op_threads=p.inter_op_threads or None,
-                                                  graph_optimization=p.graph_optimization))
+                                                  graph_optimization=p.graph_optimization,
+                                                  auxiliary=runtime_auxiliary(p)))
         except Exception as e:  # corrupt file, wrong format, missing backend library ...
             msg = str(e) if str(path) in str(e) else f"{path}: {e}"
             raise RuntimeError(f"cannot load model {msg} ({type(e).__name__})") from None

@@ -25,8 +25,11 @@ def test_graph_has_one_uint8_input_and_a_named_output_per_task():
     dims = [d.dim_value or d.dim_param for d in inp.type.tensor_type.shape.dim]
     assert dims[1:] == [64, 96, 3] and isinstance(dims[0], str)  # static size, dynamic batch
     outs = {o.name: o for o in proto.graph.output}
-    assert list(outs) == list(cfg.data.tasks)
+    # one per task, then the auxiliary outputs the tasks declare (the labels' confidence)
+    assert list(outs) == [*cfg.data.tasks, "semseg_confidence"]
     assert outs["semseg"].type.tensor_type.elem_type == onnx.TensorProto.INT32
+    assert outs["semseg_confidence"].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert len(outs["semseg_confidence"].type.tensor_type.shape.dim) == 3
     assert outs["depth"].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert len(outs["normals"].type.tensor_type.shape.dim) == 4 and len(outs["edge"].type.tensor_type.shape.dim) == 3
 
@@ -41,6 +44,7 @@ def test_metadata_carries_what_a_runtime_needs():
     assert meta.config["model"]["embed_dim"] == cfg.model.embed_dim
     assert meta.source["sha256"] and meta.source["checkpoint"].endswith("tiny.pt")
     assert meta.exporter == "torchscript" and meta.outputs["normals"] == "BCHW"
+    assert meta.outputs["semseg_confidence"] == "BHW" and list(meta.outputs) == [*cfg.data.tasks, "semseg_confidence"]
 
 
 def test_comparisons_detect_differences_beyond_the_stated_tolerances():

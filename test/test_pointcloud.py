@@ -172,3 +172,34 @@ def test_build_messages_points_use_the_scaled_camera_info_and_the_masked_depth()
     # not wanted: not built
     assert POINTS_TOPIC not in dict(build_messages(plans, hdr, {"semseg": labels, "depth": depth}, rgb_in, info,
                                                    wanted={"depth"}, points=pp))
+
+
+def test_points_confidence_comes_from_the_runtime_when_publish_points_asks_for_it():
+    """The node asks the runtime for the labels' confidence only with ``publish_points`` (``runtime_auxiliary``); the
+    cloud's confidence is then the max softmax probability at each labelled point, and NaN without it."""
+    from mtlsi_core.runtime import create_runtime
+    from mtlsi_ros.publishing import runtime_auxiliary
+    from runtime_helpers import images, tiny_checkpoint
+
+    p = validate({"publish_points": True, "points_organized": True, "points_keep_invalid": True,
+                  "min_depth": 0.0, "max_depth": 0.0})
+    assert runtime_auxiliary(p) == ("confidence",) and runtime_auxiliary(validate({})) is None
+    rgb = images([(48, 64)])[0]
+    info = make_camera_info(np.array([[50.0, 0, 31.5], [0, 50.0, 23.5], [0, 0, 1]]), (48, 64), Header(frame_id="f"))
+    for aux in (runtime_auxiliary(p), runtime_auxiliary(validate({}))):
+        rt = create_runtime("torch", str(tiny_checkpoint()), auxiliary=aux)
+        plans = build_plans(rt.tasks, rt.channels, p)
+        pp = build_points_plan(rt.tasks, p, rt.input_size, None)
+        outs = rt.infer([rgb])[0]
+        conf = outs.get("semseg_confidence")
+        msgs = dict(build_messages(plans, Header(frame_id="f"), outs, rgb, info, points=pp))
+        assert set(msgs) - {POINTS_TOPIC, "output/camera_info"} == {q for pl in plans for q in (pl.topic, pl.color_topic)
+                                                                     if q}  # the extra key publishes nothing
+        cloud = pointcloud2_to_numpy(msgs[POINTS_TOPIC]).reshape(48, 64)
+        np.testing.assert_array_equal(cloud["label"], outs["semseg"])
+        if aux:
+            assert np.isfinite(cloud["confidence"]).all() and cloud["confidence"].max() <= 1.0
+            assert cloud["confidence"].min() >= 1 / 40 - 1e-6
+            np.testing.assert_array_equal(cloud["confidence"], conf)
+        else:
+            assert conf is None and np.isnan(cloud["confidence"]).all()

@@ -19,6 +19,8 @@ tensorrt   .onnx, .pt or a built .engine (engine        force_rebuild, max_batch
            cached beside the ONNX)                      cache_dir, builder
 =========  ===========================================  ==============================================
 
+Every backend (and auto) also takes ``auxiliary``: auxiliary outputs to return, e.g. ("confidence",) for
+``<labels task>_confidence`` (see ``base``; off by default: not free on the CPU).
 CUDA requested where absent runs on CPU with a warning and a note in ``info.notes`` (torch, onnx);
 TensorRT has no CPU path and raises ``TensorRTUnavailable`` with an explanation.
 """

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 AUTO = "auto"
 # options the auto backend accepts; each is passed on to the chosen backend where that backend knows it
 AUTO_OPTIONS = ("cache_dir", "intra_op_threads", "inter_op_threads", "graph_optimization", "calibration",
-                "platform")
+                "platform", "auxiliary")
 GPU_PRECISIONS = ("fp16", "bf16", "fp32")
 
 
@@ -144,7 +144,8 @@ def _create(sel: Selection, model_path: Path, kw: Mapping[str, Any]):
             if sel.backend == "tensorrt":
                 from mtlsi_core.runtime.tensorrt_runtime import TensorRTRuntime
 
-                return TensorRTRuntime.from_path(str(entry.path), device=sel.device, precision=sel.precision), entry
+                return TensorRTRuntime.from_path(str(entry.path), device=sel.device, precision=sel.precision,
+                                                 auxiliary=kw.get("auxiliary")), entry
             return create_runtime("onnx", str(entry.path), device=sel.device, precision=sel.precision, **opts), entry
         except ModelFileError as e:
             if attempt == 1:

@@ -15,6 +15,17 @@ dict per image, keyed by task, in physical units (see ``mtlsi_core.tasks``):
 ``output_size`` is "input" (each image's own size, the default), "network" (the model's input size), or an
 explicit (H, W).
 
+Auxiliary outputs (``tasks.AuxOutput``) are computed only when asked, with the option ``auxiliary`` (names, e.g.
+("confidence",); every backend and ``auto`` accept it), and come under ``<task>_<name>``:
+
+    <labels task>_confidence            (H, W) float32 probability of the predicted class (max softmax), resized
+                                        nearest like the labels
+
+A model file exported before an auxiliary output existed lacks it: its key is then absent (with a note in
+``info.notes``). Off by default because it is not free: the max softmax over 40 classes costs ~16 ms per frame
+with ONNX Runtime fp32 on 2 CPU cores at 224x288 (the shipped model's 42 -> 58 ms; see
+``mtlsi_core/runtime/README.md``).
+
 Backends implement two steps, which ``infer`` chains with the shared pre/post-processing of
 ``mtlsi_core.runtime.processing``:
 
@@ -28,12 +39,12 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence, Union
+from typing import Any, Collection, Mapping, Sequence, Union
 
 import numpy as np
 import torch
 
-from mtlsi_core.tasks import get_task, task_channels
+from mtlsi_core.tasks import auxiliary_names, auxiliary_outputs, get_task, task_channels
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +88,20 @@ def resolve_output_size(output_size: OutputSize, image_hw: tuple[int, int], netw
         return int(output_size[0]), int(output_size[1])
     raise ValueError(f"output_size must be 'input', 'network' or (H, W) with positive sides, got {output_size!r}")
 
+def check_auxiliary(auxiliary: Collection[str] | None) -> tuple[str, ...]:
+    """The ``auxiliary`` runtime option as a tuple of names (None: none); ValueError naming an unknown one."""
+    if auxiliary is None:
+        return ()
+    if isinstance(auxiliary, str):
+        auxiliary = (auxiliary,)
+    names = tuple(dict.fromkeys(str(a) for a in auxiliary))
+    unknown = [a for a in names if a not in auxiliary_names()]
+    if unknown:
+        raise ValueError(f"option auxiliary: unknown auxiliary output(s) {', '.join(unknown)}; the tasks declare: "
+                         f"{', '.join(auxiliary_names()) or 'none'}")
+    return names
+
+
 def label_dtype(num_classes: int) -> np.dtype:
     return np.dtype(np.uint8) if num_classes <= 255 else np.dtype(np.uint16)
 
@@ -84,8 +109,12 @@ class Runtime(ABC):
     """Base class of inference backends. Subclasses implement ``info``, ``prepare`` and ``run``."""
 
     def __init__(self, tasks: Sequence[str], dataset: str, input_size: tuple[int, int],
-                 mean: Sequence[float], std: Sequence[float], canonical_focal: float | None = None):
+                 mean: Sequence[float], std: Sequence[float], canonical_focal: float | None = None,
+                 auxiliary: Collection[str] | None = ()):
         self.tasks = tuple(tasks)
+        self.auxiliary = check_auxiliary(auxiliary)
+        # the auxiliary output keys this runtime returns (a backend drops those its model file lacks)
+        self.auxiliary_keys: tuple[str, ...] = tuple(auxiliary_outputs(self.tasks, self.auxiliary))
         self.canonical_focal = float(canonical_focal) if canonical_focal else None
         self.dataset = dataset
         self.input_size = (int(input_size[0]), int(input_size[1]))
@@ -105,7 +134,8 @@ class Runtime(ABC):
 
     @abstractmethod
     def run(self, batch: Any) -> Mapping[str, torch.Tensor]:
-        """Network only: prepared batch -> {task: activated (B, ...) tensor at network resolution}, computation done."""
+        """Network only: prepared batch -> {task: activated (B, ...) tensor at network resolution}, computation done;
+        plus {key: (B, H, W) float32} for each of ``auxiliary_keys``."""
 
     def infer(self, images: Sequence[np.ndarray], output_size: OutputSize = "input",
               focal_lengths: Sequence[float | None] | None = None) -> list[dict[str, np.ndarray]]:

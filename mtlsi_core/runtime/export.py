@@ -1,7 +1,9 @@
 """ONNX export of ``processing.InferenceModule`` with its metadata, and verification against PyTorch.
 
 The exported graph: input ``images`` uint8 (B, H, W, 3) at the config's static input size (batch dynamic
-unless ``static_batch`` is given), one output per task named after the task (layouts in ``processing``).
+unless ``static_batch`` is given), one output per task named after the task, then every auxiliary output the
+tasks declare (``<task>_confidence`` of labels tasks; ``processing.output_names``; layouts in ``processing``).
+Files exported before an auxiliary output existed lack it; the runtimes then leave its key out.
 ``metadata_props`` carry a ``meta.ModelMeta`` so the ONNX / TensorRT backends need no checkpoint.
 
 Exporters: the dynamo exporter (``torch.onnx.export(..., dynamo=True)``) first; where it fails, the
@@ -21,7 +23,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -29,8 +31,8 @@ import torch
 from mtlsi_core.checkpoint import atomic_write
 from mtlsi_core.runtime.base import ModelFileError
 from mtlsi_core.runtime.meta import INPUT_NAME, ModelMeta
-from mtlsi_core.runtime.processing import InferenceModule
-from mtlsi_core.tasks import get_task
+from mtlsi_core.runtime.processing import InferenceModule, output_names
+from mtlsi_core.tasks import get_task, output_spec
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +100,16 @@ TOLERANCES: Mapping[str, Tolerance] = {
     "unit_normals": Tolerance("max angle (deg)", 0.1, _normals_max_angle, False),
     "sigmoid": Tolerance("max |diff| (probability)", 1e-3, _max_abs_diff, False),
     "softmax_fg": Tolerance("max |diff| (probability)", 1e-3, _max_abs_diff, False),
+    "max_softmax": Tolerance("max |diff| (probability)", 1e-4, _max_abs_diff, False),
 }
 
 
 def compare_outputs(task: str, ref: np.ndarray, out: np.ndarray,
                     tolerances: Mapping[str, Tolerance] = TOLERANCES) -> dict[str, Any]:
-    """Compare one task's outputs (same layout) under the tolerance of its activation."""
-    activation = get_task(task).activation
+    """Compare one output's values (same layout) under the tolerance of its activation; ``task``: a task or an
+    auxiliary output key (``<task>_confidence``)."""
+    spec, aux = output_spec(task)
+    activation = aux.activation if aux else spec.activation
     if activation not in tolerances:
         raise KeyError(f"no comparison tolerance for activation {activation!r} of task {task!r}")
     tol = tolerances[activation]
@@ -185,8 +190,8 @@ def verify_against_torch(model_bytes: bytes, module: InferenceModule, input_size
         images = gen.integers(0, 256, size=(b, *input_size, 3), dtype=np.uint8)
         with torch.inference_mode():
             ref = module(torch.from_numpy(images))
-        got = _ort_outputs(model_bytes, images, module.tasks)
-        for t, r in zip(module.tasks, ref):
+        got = _ort_outputs(model_bytes, images, module.output_names)
+        for t, r in zip(module.output_names, ref):
             res = compare_outputs(t, r.numpy(), got[t])
             res["batch"] = b
             res["reference_std"] = float(r.float().std())  # ~0 would make the comparison trivial
@@ -197,7 +202,8 @@ def verify_against_torch(model_bytes: bytes, module: InferenceModule, input_size
 
 
 def _worse(task: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
-    tol = TOLERANCES[get_task(task).activation]
+    spec, aux = output_spec(task)
+    tol = TOLERANCES[aux.activation if aux else spec.activation]
     if not isinstance(a["value"], float) or not isinstance(b["value"], float):
         return False
     return a["value"] < b["value"] if tol.at_least else a["value"] > b["value"]
@@ -205,8 +211,11 @@ def _worse(task: str, a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def export_onnx(model: torch.nn.Module, cfg: Any, path: str | os.PathLike, *, exporter: str = "auto",
                 opset: int = DEFAULT_OPSET, static_batch: int | None = None, source: Mapping[str, Any] | None = None,
-                verify: bool = True, seed: int = 0) -> ExportResult:
-    """Export ``model`` (built from ``cfg``) wrapped in ``InferenceModule`` to ``path`` (written atomically)."""
+                verify: bool = True, seed: int = 0, auxiliary: Collection[str] | None = None) -> ExportResult:
+    """Export ``model`` (built from ``cfg``) wrapped in ``InferenceModule`` to ``path`` (written atomically).
+
+    ``auxiliary``: the auxiliary outputs to include (``tasks.AuxOutput`` names); None: all (the default), () none
+    (the graph of files exported before auxiliary outputs existed)."""
     import onnx
 
     if exporter not in EXPORTERS:
@@ -216,8 +225,9 @@ def export_onnx(model: torch.nn.Module, cfg: Any, path: str | os.PathLike, *, ex
     if static_batch is not None and static_batch < 1:
         raise ValueError(f"static_batch must be >= 1, got {static_batch}")
     path = Path(path)
-    meta = ModelMeta.from_config(cfg, source=source)
-    module = InferenceModule(copy.deepcopy(model).float().cpu().eval(), meta.tasks, meta.mean, meta.std).eval()
+    meta = ModelMeta.from_config(cfg, source=source, auxiliary=auxiliary)
+    module = InferenceModule(copy.deepcopy(model).float().cpu().eval(), meta.tasks, meta.mean, meta.std,
+                             auxiliary=auxiliary).eval()
     dynamic = static_batch is None
     example = torch.from_numpy(np.random.default_rng(seed).integers(
         0, 256, size=(2 if dynamic else static_batch, *meta.input_size, 3), dtype=np.uint8))
@@ -231,7 +241,7 @@ def export_onnx(model: torch.nn.Module, cfg: Any, path: str | os.PathLike, *, ex
                  *meta.input_size, name, opset)
         try:
             with torch.no_grad():
-                proto = _EXPORT_FUNCS[name](module, example, meta.tasks, opset, dynamic)
+                proto = _EXPORT_FUNCS[name](module, example, module.output_names, opset, dynamic)
             used = name
             break
         except Exception as e:  # exporter failures come in many types
@@ -394,10 +404,13 @@ def ensure_onnx(checkpoint: str | os.PathLike, output: str | os.PathLike | None 
     target = Path(output) if output is not None else default_onnx_path(ckpt, sha, cache_dir)
     if target.exists() and not force:
         try:
-            if read_onnx_meta(target).source.get("sha256") == sha:
+            old = read_onnx_meta(target)
+            lacking = [k for k in output_names(old.tasks, None) if k not in old.outputs]
+            if old.source.get("sha256") == sha and not lacking:
                 log.info("using cached ONNX export %s of %s", target, ckpt)
                 return target
-            log.info("%s was exported from another checkpoint: re-exporting", target)
+            log.info("%s %s: re-exporting", target, f"predates the outputs {lacking}" if lacking
+                     else "was exported from another checkpoint")
         except ModelFileError as e:
             log.warning("re-exporting: %s", e)
     model, cfg, source = load_for_export(ckpt)

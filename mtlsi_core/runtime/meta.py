@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from mtlsi_core.runtime.base import ModelFileError
-from mtlsi_core.tasks import TASKS, get_dataset, get_task, task_channels
+from mtlsi_core.tasks import TASKS, auxiliary_outputs, get_dataset, get_task, output_spec, task_channels
 
 FORMAT = "mtlsi-onnx"
 VERSION = 1
@@ -21,8 +21,9 @@ KEY_FORMAT, KEY_VERSION, KEY_META, KEY_CONFIG = "mtlsi.format", "mtlsi.version",
 
 
 def output_layout(task: str) -> str:
-    """The layout of a task's network output (see ``processing``): "BHW" or "BCHW"."""
-    return "BCHW" if get_task(task).activation == "unit_normals" else "BHW"
+    """The layout of a task's (or auxiliary output key's) network output (see ``processing``): "BHW" or "BCHW"."""
+    spec, aux = output_spec(task)
+    return "BCHW" if aux is None and spec.activation == "unit_normals" else "BHW"
 
 
 @dataclass(frozen=True)
@@ -40,13 +41,15 @@ class ModelMeta:
     outputs: dict[str, str] = field(default_factory=dict)  # output name -> layout
 
     @classmethod
-    def from_config(cls, cfg: Any, source: Mapping[str, Any] | None = None) -> "ModelMeta":
+    def from_config(cls, cfg: Any, source: Mapping[str, Any] | None = None,
+                    auxiliary: Collection[str] | None = None) -> "ModelMeta":
+        """``auxiliary``: the auxiliary outputs the file holds (None: all the tasks declare), listed in ``outputs``."""
         tasks = tuple(cfg.data.tasks)
         return cls(name=cfg.name, tasks=tasks, dataset=cfg.data.dataset,
                    input_size=(int(cfg.data.input_size[0]), int(cfg.data.input_size[1])),
                    mean=tuple(float(v) for v in cfg.data.mean), std=tuple(float(v) for v in cfg.data.std),
                    channels=task_channels(tasks, cfg.data.dataset), config=cfg.to_dict(), source=dict(source or {}),
-                   outputs={t: output_layout(t) for t in tasks})
+                   outputs={t: output_layout(t) for t in (*tasks, *auxiliary_outputs(tasks, auxiliary))})
 
     @property
     def canonical_focal(self) -> float | None:

@@ -30,7 +30,7 @@ from mtlsi_core.checkpoint import atomic_write
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when the way entries are made changes (export settings, quantisation recipe ...)
+CACHE_FORMAT = 2  # 2: exports carry <labels task>_confidence. Bump when the way entries are made changes (export settings, quantisation recipe ...)
 CACHE_ENV = "MTLSI_CACHE_DIR"
 
 

@@ -17,6 +17,10 @@ Precision: an ``mtlsi-export`` graph is fp32. fp16 is applied only through the T
 ``quantize.CalibrationSpec`` or a dict of its fields), made once from the ``.pt`` or fp32 ``.onnx`` into the
 model cache (``model_cache``, option ``cache_dir``); an INT8 file (``mtlsi.quantization`` in its metadata) runs as
 it is and reports precision int8.
+``auxiliary``: auxiliary outputs to return (e.g. ("confidence",), see ``base``). An export holds every auxiliary output;
+those not asked for are cut from the graph before the session is made (ONNX Runtime computes every node of a graph
+whatever outputs a run fetches: 16 ms of max softmax per frame on the shipped model), and a file exported before an
+auxiliary output existed runs without it (its key is absent, with a note).
 Pre/post-processing uses the shared torch ops of ``processing`` on the CPU, on one torch thread unless
 ``OMP_WAIT_POLICY=PASSIVE`` (spinning OpenMP threads otherwise take the cores from ONNX Runtime: 3x slower).
 """
@@ -34,11 +38,12 @@ import torch
 from mtlsi_core.runtime.base import ModelFileError, Runtime, RuntimeInfo
 from mtlsi_core.runtime.meta import INPUT_NAME, ModelMeta
 from mtlsi_core.runtime.processing import prepare_batch
+from mtlsi_core.tasks import auxiliary_outputs
 
 log = logging.getLogger(__name__)
 
 OPTIONS = ("providers", "intra_op_threads", "inter_op_threads", "optimized_model_path", "graph_optimization",
-           "cache_dir", "allow_spinning", "calibration")
+           "cache_dir", "allow_spinning", "calibration", "auxiliary")
 _CPU, _CUDA, _TRT = "CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"
 _PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 GRAPH_OPTIMIZATIONS = ("all", "extended", "basic", "disable")
@@ -127,12 +132,41 @@ def _calibration_spec(calibration: Any):
     raise ValueError(f"calibration must be a CalibrationSpec or a dict of its fields, got {calibration!r}")
 
 
+def _session_model(path: Path, keep_auxiliary: Sequence[str]) -> str | bytes:
+    """What to give ``ort.InferenceSession``: ``path`` itself, or the graph without the auxiliary outputs not in
+    ``keep_auxiliary`` (serialised, metadata kept) when the file has any. A file onnx cannot read is passed on as it
+    is, so that ONNX Runtime reports the problem."""
+    import onnx
+    import onnx.utils
+
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+        names = [o.name for o in proto.graph.output]
+        props = {p.key: p.value for p in proto.metadata_props}
+        tasks = ModelMeta.from_props(props, str(path)).tasks
+    except Exception:
+        return str(path)
+    keep_keys = auxiliary_outputs(tasks, keep_auxiliary)
+    drop = [k for k in auxiliary_outputs(tasks) if k in names and k not in keep_keys]
+    if not drop:
+        return str(path)
+    keep = [n for n in names if n not in drop]
+    pruned = onnx.utils.Extractor(proto).extract_model([INPUT_NAME], keep)
+    pruned.metadata_props.extend(proto.metadata_props)
+    pruned.producer_name, pruned.producer_version = proto.producer_name, proto.producer_version
+    log.debug("%s: running without the outputs %s", path, drop)
+    return pruned.SerializeToString()
+
+
 class OrtRuntime(Runtime):
     def __init__(self, onnx_path: str | os.PathLike, device: str = "cpu", precision: str = "fp32",
                  providers: Sequence[Any] | None = None, intra_op_threads: int | None = None,
                  optimized_model_path: str | os.PathLike | None = None, graph_optimization: str = "all",
-                 allow_spinning: bool = False, inter_op_threads: int | None = None):
+                 allow_spinning: bool = False, inter_op_threads: int | None = None,
+                 auxiliary: Sequence[str] | None = ()):
         import onnxruntime as ort
+
+        from mtlsi_core.runtime.base import check_auxiliary
 
         if precision not in _PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(_PRECISIONS)}, got {precision!r}")
@@ -156,8 +190,9 @@ class OrtRuntime(Runtime):
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
         if optimized_model_path is not None:
             so.optimized_model_filepath = str(optimized_model_path)
+        wanted_aux = check_auxiliary(auxiliary)
         try:
-            self.session = ort.InferenceSession(str(path), so, providers=chosen)
+            self.session = ort.InferenceSession(_session_model(path, wanted_aux), so, providers=chosen)
         except Exception as e:  # ORT raises InvalidProtobuf / Fail / InvalidGraph ...
             raise ModelFileError(f"{path}: ONNX Runtime cannot load it: {type(e).__name__}: {e}") from None
         props = self.session.get_modelmeta().custom_metadata_map
@@ -165,9 +200,18 @@ class OrtRuntime(Runtime):
         from mtlsi_core.runtime.quantize import quantization_of
 
         self.quantization = quantization_of(props, str(path))
-        super().__init__(meta.tasks, meta.dataset, meta.input_size, meta.mean, meta.std, meta.canonical_focal)
+        super().__init__(meta.tasks, meta.dataset, meta.input_size, meta.mean, meta.std, meta.canonical_focal,
+                         wanted_aux)
         self.meta = meta
         self._check_signature()
+        have = {o.name for o in self.session.get_outputs()}
+        lacking = [k for k in self.auxiliary_keys if k not in have]
+        if lacking:
+            self._notes.append(f"{path.name} was exported without the outputs {', '.join(lacking)} (an export older "
+                               f"than them): they are absent; re-export the model to get them")
+            log.warning(self._notes[-1])
+        self.auxiliary_keys = tuple(k for k in self.auxiliary_keys if k in have)
+        self.output_names = (*self.tasks, *self.auxiliary_keys)
         active = self.session.get_providers()
         on_gpu = any(p in (_CUDA, _TRT) for p in active)
         self.device = torch.device(device) if on_gpu else torch.device("cpu")
@@ -236,7 +280,8 @@ class OrtRuntime(Runtime):
                                                "graph_optimization": self.graph_optimization,
                                                "quantization": self.quantization,
                                                "allow_spinning": self.allow_spinning,
-                                               "exporter": self.meta.exporter, "static_batch": self.static_batch})
+                                               "exporter": self.meta.exporter, "static_batch": self.static_batch,
+                                               "auxiliary": list(self.auxiliary_keys)})
 
     def prepare(self, images: Sequence[np.ndarray]) -> np.ndarray:
         with self._torch_threads():
@@ -267,15 +312,15 @@ class OrtRuntime(Runtime):
         n = batch.shape[0]
         if self.static_batch is not None and n != self.static_batch:
             pad = np.zeros((self.static_batch - n, *batch.shape[1:]), batch.dtype)
-            outs = self.session.run(list(self.tasks), {INPUT_NAME: np.concatenate([batch, pad])})
+            outs = self.session.run(list(self.output_names), {INPUT_NAME: np.concatenate([batch, pad])})
             return [o[:n] for o in outs]
-        return self.session.run(list(self.tasks), {INPUT_NAME: batch})
+        return self.session.run(list(self.output_names), {INPUT_NAME: batch})
 
     def run(self, batch: np.ndarray) -> Mapping[str, torch.Tensor]:
         step = self.static_batch or batch.shape[0]
         chunks = [self._run_chunk(batch[i:i + step]) for i in range(0, batch.shape[0], step)]
         outs = [np.concatenate(parts) if len(parts) > 1 else parts[0] for parts in zip(*chunks)]
-        return {t: torch.from_numpy(o) for t, o in zip(self.tasks, outs)}
+        return {t: torch.from_numpy(o) for t, o in zip(self.output_names, outs)}
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]

@@ -15,29 +15,43 @@ float NCHW); its outputs are one tensor per task, in task order, named after the
     depth          (B, H, W) float32 metres
     normals        (B, 3, H, W) float32 unit vectors
     edge, sal      (B, H, W) float32 probability
+
+then the auxiliary outputs asked for (``tasks.AuxOutput``, ``output_names``), named ``<task>_<name>``:
+
+    <labels task>_confidence   (B, H, W) float32 max softmax probability
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Collection, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from mtlsi_core.tasks import get_task, unit_vectors
+from mtlsi_core.tasks import ACTIVATIONS, TASKS, auxiliary_outputs, get_task, output_spec, unit_vectors
 
 LABEL_TORCH_DTYPE = torch.int32  # labels leave the network as int32 (TensorRT has no int64 argmax output)
 
 
+def output_names(tasks: Sequence[str], auxiliary: Collection[str] | None = ()) -> tuple[str, ...]:
+    """The outputs of ``InferenceModule(tasks, auxiliary=...)`` in order: the tasks, then the auxiliary outputs."""
+    return (*tasks, *auxiliary_outputs(tasks, auxiliary))
+
+
 class InferenceModule(nn.Module):
-    """uint8 (B, H, W, 3) RGB at the network size -> tuple of activated per-task outputs (see module docstring)."""
+    """uint8 (B, H, W, 3) RGB at the network size -> tuple of activated outputs (see module docstring).
+
+    ``auxiliary``: the auxiliary output names to add (e.g. ("confidence",)); None: every one the tasks declare
+    (what ``mtlsi-export`` writes); empty: the tasks only."""
 
     def __init__(self, model: nn.Module, tasks: Sequence[str], mean: Sequence[float], std: Sequence[float],
-                 channels_last: bool = False):
+                 channels_last: bool = False, auxiliary: Collection[str] | None = ()):
         super().__init__()
         self.model = model
         self.tasks = tuple(tasks)
+        self.auxiliary = auxiliary_outputs(self.tasks, auxiliary)  # output key -> (task, AuxOutput)
+        self.output_names = (*self.tasks, *self.auxiliary)
         self.channels_last = channels_last
         self.register_buffer("mean", torch.tensor([float(m) * 255.0 for m in mean]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([float(s) * 255.0 for s in std]).view(1, 3, 1, 1), persistent=False)
@@ -55,6 +69,8 @@ class InferenceModule(nn.Module):
             if spec.kind == "labels":
                 y = y.to(LABEL_TORCH_DTYPE)
             outs.append(y)
+        for t, aux in self.auxiliary.values():
+            outs.append(ACTIVATIONS[aux.activation](raw[t].float()))
         return tuple(outs)
 
 
@@ -78,21 +94,23 @@ def prepare_batch(images: Sequence[np.ndarray], size: tuple[int, int], device: t
 
 
 def resize_batch(task: str, pred: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize a batch of one task's activated predictions, (B, H, W) or (B, C, H, W), to ``size``.
+    """Resize a batch of one output's activated predictions, (B, H, W) or (B, C, H, W), to ``size``.
 
-    Interpolation follows the registry (``TaskSpec.interpolation``); unit normals are re-normalised after
-    bilinear resizing. Labels keep their dtype.
+    ``task``: a task, or an auxiliary output key (``<task>_<name>``). Interpolation follows the registry
+    (``TaskSpec.interpolation``, ``AuxOutput.interpolation``); unit normals are re-normalised after bilinear
+    resizing. Labels keep their dtype.
     """
     size = (int(size[0]), int(size[1]))
     if tuple(pred.shape[-2:]) == size:
         return pred
-    spec = get_task(task)
+    spec, aux = output_spec(task)
+    interpolation, unit = (aux.interpolation, False) if aux else (spec.interpolation, spec.visual == "normals")
     x = pred[:, None] if pred.ndim == 3 else pred
-    if spec.interpolation == "nearest":
+    if interpolation == "nearest":
         out = F.interpolate(x.float(), size=size, mode="nearest").to(pred.dtype)
     else:
         out = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False)
-        if spec.visual == "normals":
+        if unit:
             out = unit_vectors(out, dim=1)
     return out[:, 0] if pred.ndim == 3 else out
 
@@ -126,7 +144,7 @@ def apply_zoom(preds: Mapping[str, torch.Tensor], zooms: Sequence[float]) -> dic
     a target that training multiplied by zoom ** e is multiplied by zoom ** -e here."""
     out = dict(preds)
     for t, p in preds.items():
-        e = get_task(t).zoom_exponent
+        e = TASKS[t].zoom_exponent if t in TASKS else 0.0  # auxiliary outputs (probabilities) do not scale
         if e:
             f = torch.tensor([z ** -e for z in zooms], dtype=p.dtype, device=p.device)
             out[t] = p * f.view(-1, *([1] * (p.ndim - 1)))
@@ -147,9 +165,10 @@ def _to_numpy(task: str, pred: torch.Tensor, label_dtypes: Mapping[str, np.dtype
 
 def finalize_outputs(preds: Mapping[str, torch.Tensor], tasks: Sequence[str], out_sizes: Sequence[tuple[int, int]],
                      label_dtypes: Mapping[str, np.dtype]) -> list[dict[str, np.ndarray]]:
-    """Batched network outputs at network resolution -> one dict per image, each task at its ``out_sizes[i]``.
+    """Batched network outputs at network resolution -> one dict per image, each task at its ``out_sizes[i]``,
+    and each auxiliary output of those tasks that ``preds`` holds (``<task>_<name>``, float32) likewise.
 
-    Images sharing an output size are resized together; each task crosses to the host once per size group.
+    Images sharing an output size are resized together; each output crosses to the host once per size group.
     """
     n = len(out_sizes)
     results: list[dict[str, np.ndarray]] = [{} for _ in range(n)]
@@ -158,7 +177,7 @@ def finalize_outputs(preds: Mapping[str, torch.Tensor], tasks: Sequence[str], ou
         groups.setdefault((int(s[0]), int(s[1])), []).append(i)
     for size, idx in groups.items():
         sel = None if len(idx) == n else torch.as_tensor(idx, device=next(iter(preds.values())).device)
-        for t in tasks:
+        for t in (*tasks, *(k for k in auxiliary_outputs(tasks) if k in preds)):
             p = preds[t] if sel is None else preds[t].index_select(0, sel)
             arr = _to_numpy(t, resize_batch(t, p, size), label_dtypes)
             for j, i in enumerate(idx):

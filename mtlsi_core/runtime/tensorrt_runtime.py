@@ -37,7 +37,7 @@ from mtlsi_core.runtime.processing import prepare_batch
 
 log = logging.getLogger(__name__)
 
-OPTIONS = ("force_rebuild", "max_batch", "opt_batch", "workspace_gib", "cache_dir", "builder")
+OPTIONS = ("force_rebuild", "max_batch", "opt_batch", "workspace_gib", "cache_dir", "builder", "auxiliary")
 PRECISIONS = ("fp16", "bf16", "fp32")
 
 UNAVAILABLE_HELP = ("TensorRT is not installed: `import tensorrt` failed ({error}). The TensorRT backend needs an "
@@ -290,9 +290,10 @@ def read_engine_meta(engine: str | os.PathLike) -> ModelMeta:
 
 class TensorRTRuntime(Runtime):
     def __init__(self, engine_file: str | os.PathLike, meta: ModelMeta, device: str = "cuda", precision: str = "fp16",
-                 notes: Sequence[str] = ()):
+                 notes: Sequence[str] = (), auxiliary: Sequence[str] | None = ()):
         trt = import_tensorrt()
-        super().__init__(meta.tasks, meta.dataset, meta.input_size, meta.mean, meta.std, meta.canonical_focal)
+        super().__init__(meta.tasks, meta.dataset, meta.input_size, meta.mean, meta.std, meta.canonical_focal,
+                         auxiliary)
         self.trt = trt
         self.meta = meta
         self.path = Path(engine_file)
@@ -311,6 +312,17 @@ class TensorRTRuntime(Runtime):
             raise ModelFileError(f"{self.path}: TensorRT cannot deserialize this engine (corrupt, or built with "
                                  f"another TensorRT version / GPU; rebuild with force_rebuild)")
         self.context = self.engine.create_execution_context()
+        # every output of the engine needs a buffer (an engine from a current export also computes the auxiliary
+        # outputs, at a negligible cost on a GPU); run returns the tasks and the auxiliary outputs asked for
+        io = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        self.engine_outputs = tuple(n for n in io if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        lacking = [k for k in self.auxiliary_keys if k not in self.engine_outputs]
+        if lacking:
+            self._notes.append(f"{self.path.name} was built without the outputs {', '.join(lacking)} (from an export "
+                               "older than them): they are absent; re-export and rebuild to get them")
+            log.warning(self._notes[-1])
+        self.auxiliary_keys = tuple(k for k in self.auxiliary_keys if k in self.engine_outputs)
+        self.output_names = (*self.tasks, *self.auxiliary_keys)
         shape = tuple(self.engine.get_tensor_shape(INPUT_NAME))
         if shape[0] == -1:
             self.max_batch = int(self.engine.get_tensor_profile_shape(INPUT_NAME, 0)[2][0])
@@ -322,7 +334,8 @@ class TensorRTRuntime(Runtime):
     @classmethod
     def from_path(cls, model_path: str, device: str = "cuda", precision: str = "fp16", force_rebuild: bool = False,
                   max_batch: int = 4, opt_batch: int = 1, workspace_gib: float = 4.0,
-                  cache_dir: str | os.PathLike | None = None, builder: Builder | None = None) -> "TensorRTRuntime":
+                  cache_dir: str | os.PathLike | None = None, builder: Builder | None = None,
+                  auxiliary: Sequence[str] | None = ()) -> "TensorRTRuntime":
         trt = import_tensorrt()
         if torch.device(device).type != "cuda" or not torch.cuda.is_available():
             raise TensorRTUnavailable(f"TensorRT runs on CUDA devices only; device {device!r} requested and CUDA "
@@ -334,7 +347,7 @@ class TensorRTRuntime(Runtime):
         if path.suffix == ".engine":
             if not path.is_file():
                 raise ModelFileError(f"TensorRT engine not found: {path}")
-            return cls(path, read_engine_meta(path), device, precision)
+            return cls(path, read_engine_meta(path), device, precision, auxiliary=auxiliary)
         if path.suffix in (".pt", ".pth"):
             from mtlsi_core.runtime.export import ensure_onnx
 
@@ -345,13 +358,13 @@ class TensorRTRuntime(Runtime):
         spec = BuildSpec(precision, meta.input_size, 1, opt_batch, max_batch, workspace_gib)
         cache = EngineCache(path, spec, str(trt.__version__), builder or build_engine)
         engine = cache.get(force_rebuild=force_rebuild)
-        return cls(engine, meta, device, precision)
+        return cls(engine, meta, device, precision, auxiliary=auxiliary)
 
     @property
     def info(self) -> RuntimeInfo:
         return RuntimeInfo("tensorrt", str(self.device), self.precision, self.input_size, self.tasks, self.dataset,
                            list(self._notes), {"engine": str(self.path), "tensorrt": str(self.trt.__version__),
-                                               "max_batch": self.max_batch})
+                                               "max_batch": self.max_batch, "auxiliary": list(self.auxiliary_keys)})
 
     def prepare(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         return prepare_batch(images, self.input_size, self.device)
@@ -365,14 +378,14 @@ class TensorRTRuntime(Runtime):
         ctx.set_input_shape(INPUT_NAME, tuple(x.shape))
         ctx.set_tensor_address(INPUT_NAME, x.data_ptr())
         outs = {}
-        for t in self.tasks:
+        for t in self.engine_outputs:
             out = torch.empty(tuple(ctx.get_tensor_shape(t)), dtype=_torch_dtype(self.trt, self.engine.get_tensor_dtype(t)),
                               device=self.device)
             ctx.set_tensor_address(t, out.data_ptr())
             outs[t] = out
         if not ctx.execute_async_v3(stream.cuda_stream):
             raise RuntimeError(f"TensorRT execution failed for a batch of {n} ({self.path})")
-        return {t: v[:n] for t, v in outs.items()}
+        return {t: outs[t][:n] for t in self.output_names}
 
     def run(self, batch: torch.Tensor) -> Mapping[str, torch.Tensor]:
         with self._lock:
@@ -380,7 +393,7 @@ class TensorRTRuntime(Runtime):
             chunks = [self._run_chunk(batch[i:i + self.max_batch], stream)
                       for i in range(0, batch.shape[0], self.max_batch)]
             stream.synchronize()
-        return {t: torch.cat([c[t] for c in chunks]) if len(chunks) > 1 else chunks[0][t] for t in self.tasks}
+        return {t: torch.cat([c[t] for c in chunks]) if len(chunks) > 1 else chunks[0][t] for t in self.output_names}
 
     def close(self) -> None:
         self.context = self.engine = None  # type: ignore[assignment]

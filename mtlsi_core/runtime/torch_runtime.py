@@ -7,6 +7,7 @@ Options (``create_runtime("torch", ckpt, device, precision, **options)``):
     channels_last  run convolutions in NHWC memory format
     cuda_graphs    capture the network once per batch size in a CUDA graph and replay it (CUDA only;
                    ignored with a note on CPU). Combine with ``compile`` for the lowest latency.
+    auxiliary      auxiliary outputs to compute, e.g. ("confidence",) (see ``base``); default none
 
 Precision: fp32, bf16 (autocast, CPU and CUDA) and fp16 (autocast, CUDA; CPU runs fp32 with a note).
 """
@@ -26,7 +27,7 @@ from mtlsi_core.runtime.processing import InferenceModule, prepare_batch, resize
 log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-OPTIONS = ("compile", "channels_last", "cuda_graphs")
+OPTIONS = ("compile", "channels_last", "cuda_graphs", "auxiliary")
 
 __all__ = ["OPTIONS", "TorchRuntime", "check_precision", "resize_prediction", "resolve_device"]
 
@@ -104,8 +105,9 @@ class TorchRuntime(Runtime):
     def __init__(self, model: torch.nn.Module, tasks: Sequence[str], dataset: str, input_size: tuple[int, int],
                  mean: Sequence[float], std: Sequence[float], device: str = "cpu", precision: str = "fp32",
                  channels_last: bool = False, compile: bool | str | Mapping[str, Any] = False,
-                 cuda_graphs: bool = False, canonical_focal: float | None = None):
-        super().__init__(tasks, dataset, input_size, mean, std, canonical_focal)
+                 cuda_graphs: bool = False, canonical_focal: float | None = None,
+                 auxiliary: Sequence[str] | None = ()):
+        super().__init__(tasks, dataset, input_size, mean, std, canonical_focal, auxiliary)
         check_precision(precision)
         self._notes: list[str] = []
         self.device = resolve_device(device, self._notes)
@@ -118,7 +120,9 @@ class TorchRuntime(Runtime):
         if self.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.module = InferenceModule(model, self.tasks, self.mean, self.std, channels_last=self.channels_last)
+        self.module = InferenceModule(model, self.tasks, self.mean, self.std, channels_last=self.channels_last,
+                                      auxiliary=self.auxiliary)
+        self.output_names = self.module.output_names  # tasks, then auxiliary_keys
         self.module = self.module.to(self.device).eval()
         self.compile_options = _compile_options(compile)
         fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]] = self.module
@@ -144,7 +148,8 @@ class TorchRuntime(Runtime):
     def info(self) -> RuntimeInfo:
         return RuntimeInfo("torch", str(self.device), self.precision, self.input_size, self.tasks, self.dataset,
                            list(self._notes), {"compile": self.compile_options, "channels_last": self.channels_last,
-                                               "cuda_graphs": self.cuda_graphs, "torch": torch.__version__})
+                                               "cuda_graphs": self.cuda_graphs, "torch": torch.__version__,
+                                               "auxiliary": list(self.auxiliary_keys)})
 
     def _amp(self):
         if self.precision == "fp32":
@@ -158,7 +163,7 @@ class TorchRuntime(Runtime):
     def _forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         with self._amp():
             outs = self._fn(batch)
-        return dict(zip(self.tasks, outs))
+        return dict(zip(self.output_names, outs))
 
     def run(self, batch: torch.Tensor) -> Mapping[str, torch.Tensor]:
         if self._fn is None:
