@@ -81,7 +81,7 @@ def build_points_plan(tasks: Sequence[str], params: NodeParams, network_hw: tupl
 
 def runtime_auxiliary(params: NodeParams) -> tuple[str, ...] | None:
     """The runtime's ``auxiliary`` option under ``params``: the labels' confidence when ``publish_points`` is on (the
-    cloud's confidence field), else None (it costs ~16 ms a frame on the CPU and nothing else uses it)."""
+    cloud's confidence field), else None (it costs 16-23 ms a frame on the CPU and nothing else uses it)."""
     return ("confidence",) if params.publish_points else None
 
 

@@ -44,7 +44,7 @@ def test_metadata_carries_what_a_runtime_needs():
     assert meta.config["model"]["embed_dim"] == cfg.model.embed_dim
     assert meta.source["sha256"] and meta.source["checkpoint"].endswith("tiny.pt")
     assert meta.exporter == "torchscript" and meta.outputs["normals"] == "BCHW"
-    assert meta.outputs["semseg_confidence"] == "BHW" and list(meta.outputs) == [*cfg.data.tasks, "semseg_confidence"]
+    assert meta.outputs["semseg_confidence"] == "BHW" and set(meta.outputs) == {*cfg.data.tasks, "semseg_confidence"}
 
 
 def test_comparisons_detect_differences_beyond_the_stated_tolerances():

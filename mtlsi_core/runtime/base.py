@@ -22,8 +22,8 @@ Auxiliary outputs (``tasks.AuxOutput``) are computed only when asked, with the o
                                         nearest like the labels
 
 A model file exported before an auxiliary output existed lacks it: its key is then absent (with a note in
-``info.notes``). Off by default because it is not free: the max softmax over 40 classes costs ~16 ms per frame
-with ONNX Runtime fp32 on 2 CPU cores at 224x288 (the shipped model's 42 -> 58 ms; see
+``info.notes``). Off by default because it is not free: the max softmax over 40 classes costs 16-23 ms per frame
+with ONNX Runtime fp32 on 2 CPU cores at 224x288 (the shipped model; see
 ``mtlsi_core/runtime/README.md``).
 
 Backends implement two steps, which ``infer`` chains with the shared pre/post-processing of

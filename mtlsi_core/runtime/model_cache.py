@@ -30,7 +30,9 @@ from mtlsi_core.checkpoint import atomic_write
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # 2: exports carry <labels task>_confidence. Bump when the way entries are made changes (export settings, quantisation recipe ...)
+# bump when the way entries are made changes (export settings, quantisation recipe ...);
+# 2: exports carry the auxiliary outputs (<labels task>_confidence)
+CACHE_FORMAT = 2
 CACHE_ENV = "MTLSI_CACHE_DIR"
 
 

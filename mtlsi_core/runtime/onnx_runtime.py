@@ -19,7 +19,7 @@ model cache (``model_cache``, option ``cache_dir``); an INT8 file (``mtlsi.quant
 it is and reports precision int8.
 ``auxiliary``: auxiliary outputs to return (e.g. ("confidence",), see ``base``). An export holds every auxiliary output;
 those not asked for are cut from the graph before the session is made (ONNX Runtime computes every node of a graph
-whatever outputs a run fetches: 16 ms of max softmax per frame on the shipped model), and a file exported before an
+whatever outputs a run fetches: 16-23 ms of max softmax per frame on the shipped model), and a file exported before an
 auxiliary output existed runs without it (its key is absent, with a note).
 Pre/post-processing uses the shared torch ops of ``processing`` on the CPU, on one torch thread unless
 ``OMP_WAIT_POLICY=PASSIVE`` (spinning OpenMP threads otherwise take the cores from ONNX Runtime: 3x slower).
