@@ -312,8 +312,9 @@ class TensorRTRuntime(Runtime):
             raise ModelFileError(f"{self.path}: TensorRT cannot deserialize this engine (corrupt, or built with "
                                  f"another TensorRT version / GPU; rebuild with force_rebuild)")
         self.context = self.engine.create_execution_context()
-        # every output of the engine needs a buffer (an engine from a current export also computes the auxiliary
-        # outputs, at a negligible cost on a GPU); run returns the tasks and the auxiliary outputs asked for
+        # every output of the engine needs a buffer (an engine from a current export always computes the auxiliary
+        # outputs: GPU cost not measured, a few element-wise passes over the logits); run returns the tasks and the
+        # auxiliary outputs asked for
         io = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.engine_outputs = tuple(n for n in io if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
         lacking = [k for k in self.auxiliary_keys if k not in self.engine_outputs]
