@@ -100,6 +100,16 @@ def test_run_folder_contents_and_checkpoints(synth, tmp_path):
     with pytest.raises(CheckpointError, match="differs in model"):
         Trainer(changed, output_dir=out, data_root=synth, resume="auto", progress=False)
 
+    # a checkpoint written before a model option existed (its stored config lacks the field) still resumes when
+    # this run uses the option's default, and is still refused when it does not
+    ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["config"]["model"].pop("refinement", None) is not None
+    torch.save(ckpt, out / "last.pt")
+    Trainer(tiny("train.iterations=4"), output_dir=out, data_root=synth, resume="auto", progress=False)
+    with pytest.raises(CheckpointError, match="differs in model"):
+        Trainer(tiny("train.iterations=4", "model.refinement.prelim_grad=0"), output_dir=out, data_root=synth,
+                resume="auto", progress=False)
+
 
 def test_missing_data_folder_is_named(tmp_path):
     with pytest.raises(TrainingError, match=f"dataset folder not found: {tmp_path / 'nope'}"):

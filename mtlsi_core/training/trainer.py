@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from mtlsi_core.checkpoint import (CheckpointError, atomic_torch_save, atomic_write_bytes, load_checkpoint,
                                    make_checkpoint)
-from mtlsi_core.config import Config
+from mtlsi_core.config import Config, config_from_dict
 from mtlsi_core.data import collate, loader_context, worker_init
 from mtlsi_core.tasks import get_task
 from mtlsi_core.training import scoring
@@ -262,7 +262,11 @@ class Trainer:
         if missing:
             raise CheckpointError(f"{path} is not a resumable training checkpoint (lacks {', '.join(missing)}; "
                                   f"best.pt and exported weights hold the model only): resume from {LAST}")
-        mine, theirs = self.cfg.to_dict(), ckpt["config"]
+        mine = self.cfg.to_dict()
+        try:  # the stored config as this version reads it: fields added since then take their defaults
+            theirs = config_from_dict(ckpt["config"], source=f"{path} (stored config)").to_dict()
+        except Exception as e:  # noqa: BLE001 - any validation error becomes one message naming the file
+            raise CheckpointError(f"{path}: its stored config is not valid for this version: {e}") from e
         for section in ("model", "data.tasks", "data.dataset", "data.input_size"):
             a, b = mine, theirs
             for part in section.split("."):
