@@ -44,6 +44,7 @@ from typing import Any, Collection, Mapping, Sequence, Union
 import numpy as np
 import torch
 
+from mtlsi_core.runtime.processing import apply_zoom, finalize_outputs, focal_zoom
 from mtlsi_core.tasks import auxiliary_names, auxiliary_outputs, get_task, task_channels
 
 log = logging.getLogger(__name__)
@@ -141,8 +142,6 @@ class Runtime(ABC):
               focal_lengths: Sequence[float | None] | None = None) -> list[dict[str, np.ndarray]]:
         """Run the network on ``images``. ``focal_lengths``: each image's horizontal focal length in pixels at its
         own resolution (camera_info K[0]), or None where unknown; see ``zoom_factors``."""
-        from mtlsi_core.runtime.processing import apply_zoom, finalize_outputs
-
         check_images(images)
         if focal_lengths is not None and len(focal_lengths) != len(images):
             raise ValueError(f"focal_lengths has {len(focal_lengths)} entries for {len(images)} images")
@@ -163,8 +162,6 @@ class Runtime(ABC):
         zoom ** -exponent. Unknown focal length, or a model without ``canonical_focal``: zoom 1 (the camera is
         assumed to match the training camera at the network size). None when no correction applies.
         """
-        from mtlsi_core.runtime.processing import focal_zoom
-
         if self.canonical_focal is None or focal_lengths is None or all(f is None for f in focal_lengths):
             return None
         w_net = self.input_size[1]
