@@ -44,7 +44,7 @@ from typing import Any, Collection, Mapping, Sequence, Union
 import numpy as np
 import torch
 
-from mtlsi_core.runtime.processing import apply_zoom, finalize_outputs, focal_zoom
+from mtlsi_core.runtime.processing import focal_zoom
 from mtlsi_core.tasks import auxiliary_names, auxiliary_outputs, get_task, task_channels
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,8 @@ class Runtime(ABC):
               focal_lengths: Sequence[float | None] | None = None) -> list[dict[str, np.ndarray]]:
         """Run the network on ``images``. ``focal_lengths``: each image's horizontal focal length in pixels at its
         own resolution (camera_info K[0]), or None where unknown; see ``zoom_factors``."""
+        from mtlsi_core.runtime.processing import apply_zoom, finalize_outputs
+
         check_images(images)
         if focal_lengths is not None and len(focal_lengths) != len(images):
             raise ValueError(f"focal_lengths has {len(focal_lengths)} entries for {len(images)} images")
