@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mtlsi_core.models.config import ModelConfig
 from mtlsi_core.tasks import DATASETS, TASKS, get_dataset
@@ -29,12 +29,81 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _range(lo_min: float, hi_max: float | None = None):
+    """A validator of a (lo, hi) range field: lo_min <= lo <= hi (<= hi_max)."""
+    def check(v: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = v
+        if not lo_min <= lo <= hi or (hi_max is not None and hi > hi_max):
+            bound = f"{lo_min:g} <= lo <= hi" + (f" <= {hi_max:g}" if hi_max is not None else "")
+            raise ValueError(f"range {list(v)} must satisfy {bound}")
+        return v
+    return field_validator("*")(lambda cls, v: check(v) if isinstance(v, tuple) else v)
+
+
+class _Effect(StrictModel):
+    """One sim-to-real image effect: applied to a training image with probability ``p`` (0: off, the default,
+    which draws no random number, so configs without it train exactly as before)."""
+
+    p: float = Field(default=0.0, ge=0.0, le=1.0)
+
+
+class DefocusBlurConfig(_Effect):
+    sigma: tuple[float, float] = (0.4, 1.5)  # Gaussian PSF standard deviation, pixels of the network input
+    _r = _range(0.01)
+
+
+class MotionBlurConfig(_Effect):
+    length: tuple[float, float] = (3.0, 9.0)  # blur streak length in pixels (any direction)
+    _r = _range(1.0)
+
+
+class SensorNoiseConfig(_Effect):
+    # in linear intensity (0..1): variance = shot * signal + read ** 2 (Gaussian approximation of Poisson)
+    shot: tuple[float, float] = (0.0, 0.01)
+    read: tuple[float, float] = (0.0, 0.01)
+    _r = _range(0.0)
+
+
+class ExposureConfig(_Effect):
+    gain: tuple[float, float] = (0.6, 1.6)  # linear-intensity multiplier (about -0.7..+0.7 EV)
+    gamma: tuple[float, float] = (0.8, 1.25)  # exponent applied after the sRGB curve (tone-curve change)
+    _r = _range(0.01)
+
+
+class WhiteBalanceConfig(_Effect):
+    gain: tuple[float, float] = (0.8, 1.2)  # per-channel (R, G, B) linear gains, drawn independently
+    _r = _range(0.01)
+
+
+class SaturationConfig(_Effect):
+    scale: tuple[float, float] = (0.5, 1.3)  # chroma multiplier around the luminance
+    grayscale: float = Field(default=0.0, ge=0.0, le=1.0)  # probability of scale 0 (a grey image) when applied
+    _r = _range(0.0)
+
+
+class JpegConfig(_Effect):
+    quality: tuple[int, int] = (40, 95)  # OpenCV JPEG quality of the re-compression
+    _r = _range(1, 100)
+
+
 class AugmentConfig(StrictModel):
     # The peers' (InvPT/ATRC) training augmentation.
     scale_range: tuple[float, float] = (0.5, 2.0)  # random rescale; depth is divided by the scale
     crop: bool = True  # random crop to data.input_size, padding with each task's ignore value
     hflip: bool = True  # horizontal flip; normals' x component is negated
     photometric: bool = True  # brightness / contrast / saturation / hue jitter
+    # Sim-to-real camera effects on the image only (ground truth untouched), after the ones above, in the order a
+    # camera applies them: defocus / motion blur, exposure, white balance and sensor noise on linear intensity,
+    # then the tone curve (gamma), saturation, JPEG. Each is off (p = 0) by default; see
+    # mtlsi_core.data.transforms.SensorAugment. A random focal length (intrinsics jitter) is scale_range: a zoom
+    # by s is the camera with focal s x canonical_focal, and depth is divided by s accordingly.
+    defocus_blur: DefocusBlurConfig = Field(default_factory=DefocusBlurConfig)
+    motion_blur: MotionBlurConfig = Field(default_factory=MotionBlurConfig)
+    exposure: ExposureConfig = Field(default_factory=ExposureConfig)
+    white_balance: WhiteBalanceConfig = Field(default_factory=WhiteBalanceConfig)
+    sensor_noise: SensorNoiseConfig = Field(default_factory=SensorNoiseConfig)
+    saturation: SaturationConfig = Field(default_factory=SaturationConfig)
+    jpeg: JpegConfig = Field(default_factory=JpegConfig)
 
 
 class DataConfig(StrictModel):
@@ -85,6 +154,10 @@ class TrainConfig(StrictModel):
     poly_power: float = Field(default=0.9, ge=0)
     warmup_iterations: int = Field(default=0, ge=0)
     grad_clip: float | None = None
+    # Learning rate of the backbone's parameters = lr x this (their warm-up and decay follow the same schedule).
+    # Below 1 keeps the ImageNet features close to where they start (a transfer recipe); 1: one lr for all, the
+    # optimizer's parameter groups exactly as before.
+    backbone_lr_mult: float = Field(default=1.0, gt=0)
     amp: bool = True  # mixed precision; only takes effect on CUDA
     deep_supervision: bool = True  # losses on the coarse (preliminary) and the final predictions
     coarse_loss_weight: float = Field(default=1.0, ge=0)

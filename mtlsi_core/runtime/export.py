@@ -42,7 +42,8 @@ MIN_OPSET = 17
 MAX_DYNAMIC_BATCH = 64  # upper bound of the dynamic batch dimension given to torch.export
 # Keys that may differ between a checkpoint's stored config and the --config given at export: they do not
 # change the network that runs at inference.
-_IGNORED_CONFIG_KEYS = ("model.backbone.pretrained", "model.backbone.drop_path_rate")
+_IGNORED_CONFIG_KEYS = ("model.backbone.pretrained", "model.backbone.drop_path_rate", "model.backbone.freeze_stages",
+                        "model.backbone.freeze_bn")  # training-only: the same network
 _CHECKED_CONFIG_PREFIXES = ("model.", "data.tasks", "data.dataset", "data.mean", "data.std")
 
 

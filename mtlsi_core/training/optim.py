@@ -3,7 +3,10 @@
 Parameter groups: weights of rank >= 2 (convolution kernels, linear matrices) get ``weight_decay``;
 1-D parameters (biases, norm scales and shifts) and 0-/1-D learned tokens get none. The paper only says
 "AdamW"; exempting norms and biases from decay is the usual choice of its peers' code bases and keeps
-the normalisation layers' scale free.
+the normalisation layers' scale free. With ``train.backbone_lr_mult`` != 1 the parameters whose names start
+with ``backbone.`` form their own two groups at ``lr x backbone_lr_mult`` (the schedule scales every group's
+lr by the same factor); with 1 the groups are the two above, as checkpoints written before it expect.
+Parameters with ``requires_grad`` false (a frozen backbone stage) are in no group.
 """
 from __future__ import annotations
 
@@ -16,20 +19,40 @@ from torch.optim.lr_scheduler import LambdaLR
 from mtlsi_core.config import TrainConfig
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for _, p in model.named_parameters():
+BACKBONE_PREFIX = "backbone."
+
+
+def param_groups(model: nn.Module, weight_decay: float, lr: float | None = None,
+                 backbone_lr_mult: float = 1.0) -> list[dict]:
+    """Decay / no-decay groups; with ``backbone_lr_mult`` != 1 (needs ``lr``) also split head / backbone."""
+    split = backbone_lr_mult != 1.0
+    if split and lr is None:
+        raise ValueError("param_groups: backbone_lr_mult needs the base lr")
+    buckets: dict[tuple[str, str], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay, "name": "decay"},
-              {"params": no_decay, "weight_decay": 0.0, "name": "no_decay"}]
-    return [g for g in groups if g["params"]]
+        part = "backbone" if split and name.startswith(BACKBONE_PREFIX) else "head"
+        buckets.setdefault((part, "decay" if p.ndim >= 2 else "no_decay"), []).append(p)
+    if split and not any(part == "backbone" for part, _ in buckets):
+        raise ValueError(f"train.backbone_lr_mult={backbone_lr_mult:g} but the model has no trainable parameter "
+                         f"named '{BACKBONE_PREFIX}*' (is the whole backbone frozen?)")
+    groups = []
+    for part in ("head", "backbone"):
+        for kind in ("decay", "no_decay"):
+            params = buckets.get((part, kind))
+            if not params:
+                continue
+            g = {"params": params, "weight_decay": weight_decay if kind == "decay" else 0.0,
+                 "name": kind if not split else f"{part}_{kind}"}
+            if split:
+                g["lr"] = lr * (backbone_lr_mult if part == "backbone" else 1.0)
+            groups.append(g)
+    return groups
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay)
+    groups = param_groups(model, cfg.weight_decay, cfg.lr, cfg.backbone_lr_mult)
     if not groups:
         raise ValueError("the model has no trainable parameters")
     # `foreach` is the fast multi-tensor path; it is numerically the same update.

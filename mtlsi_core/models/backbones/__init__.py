@@ -10,6 +10,7 @@ from mtlsi_core.models.config import BackboneConfig
 # name -> module that registers it (imported lazily: transformers is slow to import)
 _MODULES = {
     "efficientnet_lite0": "mtlsi_core.models.backbones.efficientnet",
+    "efficientnet_lite2": "mtlsi_core.models.backbones.efficientnet",
     "swin_t": "mtlsi_core.models.backbones.swin",
     "swin_l": "mtlsi_core.models.backbones.swin",
     "dinov2_s": "mtlsi_core.models.backbones.dinov2",
