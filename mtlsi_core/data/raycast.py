@@ -242,3 +242,25 @@ def screen_rect(corners_world: np.ndarray, R_wc: np.ndarray, o: np.ndarray, K: n
     x0, x1 = max(int(math.floor(u.min())) - 1, 0), min(int(math.ceil(u.max())) + 2, w)
     y0, y1 = max(int(math.floor(v.min())) - 1, 0), min(int(math.ceil(v.max())) + 2, h)
     return Rect(y0, y1, x0, x1)
+
+
+def zbuffer(prims: "list[Primitive]", room: np.ndarray, o: np.ndarray, R_wc: np.ndarray, K: np.ndarray,
+            size: tuple[int, int], D: Planes) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[Rect]]:
+    """Nearest hit per pixel of rays ``D`` (world directions, one plane per coordinate, camera-frame z = 1) from
+    ``o`` inside the room: the room first (primitive ids 0..5 are its faces), then every primitive ``k`` (id 6 + k)
+    inside its screen rectangle. Returns (t = z-depth, face code, primitive id (int16), screen rectangles)."""
+    depth, face = room_intersect(o, D, room)
+    prim = face.astype(np.int16)
+    rects = []
+    for k, p in enumerate(prims, start=6):
+        rect = screen_rect(p.corners(), R_wc, o, K, size)
+        rects.append(rect)
+        if rect.empty:
+            continue
+        sl = rect.slices
+        t, f = p.intersect(o, (D[0][sl], D[1][sl], D[2][sl]))
+        closer = t < depth[sl]
+        np.copyto(depth[sl], t, where=closer)
+        np.copyto(prim[sl], np.int16(k), where=closer)
+        np.copyto(face[sl], f, where=closer)
+    return depth, face, prim, rects

@@ -289,6 +289,9 @@ class _Builder:
     footprints: list[tuple[float, float, float, float]] = field(default_factory=list)
     wall_rects: dict[int, list[tuple[float, float, float, float]]] = field(default_factory=lambda: {k: [] for k in WALLS})
     supports: list[tuple[np.ndarray, float, float, float, float]] = field(default_factory=list)
+    types: dict[str, ObjectType] = field(default_factory=lambda: TYPES)  # the catalogue add_object draws from
+    material: Callable[..., Material] = random_material  # (rng, colours, patterns) -> a material
+    slots: int = 2  # materials drawn per object (a part's slot picks one)
 
     def _footprint(self, x: float, y: float, w: float, d: float, yaw: float) -> tuple[float, float, float, float]:
         c, s = abs(math.cos(yaw)), abs(math.sin(yaw))
@@ -309,11 +312,10 @@ class _Builder:
 
     def add_object(self, type_name: str, x: float, y: float, z: float, yaw: float, w: float, d: float, h: float) -> int:
         """Instantiate an object type at a world pose; returns its object id."""
-        ot = TYPES[type_name]
+        ot = self.types[type_name]
         obj = len(self.labels)
         self.labels.append(UNLABELLED if ot.label is None else CLASS_ID[ot.label])
-        mats = [random_material(self.rng, list(ot.colours), list(ot.patterns)),
-                random_material(self.rng, list(ot.colours), list(ot.patterns))]
+        mats = [self.material(self.rng, list(ot.colours), list(ot.patterns)) for _ in range(self.slots)]
         parts, children = ot.build(self.rng, w, d, h)
         R = rot_z(yaw)
         origin = np.array([x, y, z])

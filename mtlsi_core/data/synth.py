@@ -8,10 +8,15 @@ y down, z forward; facing the camera), and boundaries (pixels where the object i
 by more than 10 %, two pixels wide, i.e. both sides of a boundary; the label is a function of the object id,
 so every label change is a boundary too).
 
+``render_scene(seed, profile="nyud")`` renders the NYUDv2-like profile instead: room types with their furniture and
+clutter (``mtlsi_core.data.rooms``), shaded with cast shadows and ambient occlusion and recorded by a camera model
+(``mtlsi_core.data.render``); its ground truth is exact in the same way. ``basic`` (the default) is the original
+generator, unchanged byte for byte.
+
 ``write_dataset`` writes frames ``000000 ...`` as ``images/*.png``, ``depth/*.npy`` (float32 metres),
 ``normals/*.npy`` (float32, H x W x 3), ``edge/*.png`` (0 / 255), ``segmentation/*.png`` (1..40, 0 = unlabelled),
-``gt_sets/{train,val}.txt`` and ``camera.json``. Frame i depends only on (seed, i). The NYUD-MT loader
-(``mtlsi_core.data.nyud``) reads the result.
+``gt_sets/{train,val}.txt`` and ``camera.json`` (intrinsics, and the profile and seed that made the set). Frame i
+depends only on (seed, i, profile). The NYUD-MT loader (``mtlsi_core.data.nyud``) reads the result.
 """
 from __future__ import annotations
 
@@ -32,12 +37,14 @@ import numpy as np
 from mtlsi_core.checkpoint import atomic_write_bytes
 from mtlsi_core.data.io import FAST_PNG, limit_cv2_threads, worker_context, write_npy, write_png
 from mtlsi_core.data.materials import albedo
-from mtlsi_core.data.raycast import FACE_NORMALS, Box, room_intersect, screen_rect
+from mtlsi_core.data.raycast import FACE_NORMALS, Box, zbuffer
 from mtlsi_core.data.scene import Scene, sample_scene
 
 # NYU Depth v2 toolbox, colour camera of the Kinect at 640 x 480: fx, fy, cx, cy (pixels).
 KINECT_RGB_640x480 = (518.857901, 519.469611, 325.582449, 253.736166)
 DEFAULT_SIZE = (480, 640)
+PROFILES = ("basic", "nyud")  # generator profiles (see render_scene)
+NYUD_SUPERSAMPLE = 3  # the nyud profile shades 3 x 3 rays per pixel (odd: the centre ray is the pixel's)
 EDGE_DEPTH_JUMP = 0.10  # relative depth change between neighbours that counts as an occlusion boundary
 _ROOM_FRAME = Box(center=np.zeros(3))  # texture coordinates of the room faces: world coordinates
 
@@ -87,8 +94,32 @@ def _pixel_rays(key: tuple[float, ...], h: int, w: int) -> tuple[np.ndarray, np.
     return xu, yv, vignette
 
 
+@dataclass
+class Cast:
+    """The geometry of one ray-cast view: rays, z-depth, hit primitive and face, object ids, labels, normals."""
+
+    xu: np.ndarray  # (1, W) x / z of each column's ray (camera frame)
+    yv: np.ndarray  # (H, 1) y / z of each row's ray
+    vignette: np.ndarray  # (H, W) the basic profile's vignetting
+    D: tuple[np.ndarray, np.ndarray, np.ndarray]  # world ray directions (camera-frame z = 1)
+    depth: np.ndarray
+    face: np.ndarray
+    prim: np.ndarray
+    instance: np.ndarray
+    semseg: np.ndarray
+    n: list[np.ndarray]  # camera-frame normal planes (x, y, z), facing the camera
+
+
 def render(scene: Scene, K: np.ndarray, size: tuple[int, int], rng: np.random.Generator) -> SynthFrame:
     """Ray-cast ``scene`` from its camera; ``rng`` draws only the sensor noise."""
+    c = cast(scene, K, size)
+    image = _shade(scene, c.depth, c.prim, c.face, c.n, c.D, c.xu, c.yv, c.vignette, 6 + len(scene.parts), rng)
+    return SynthFrame(image, c.semseg, c.depth, np.stack(c.n, axis=-1), _boundaries(c.instance, c.depth), K.copy(),
+                      c.instance)
+
+
+def cast(scene: Scene, K: np.ndarray, size: tuple[int, int]) -> Cast:
+    """Ray-cast ``scene`` from its camera at ``size`` with intrinsics ``K``: exact geometry and labels, no image."""
     h, w = size
     xu, yv, vignette = _pixel_rays((K[0, 0], K[1, 1], K[0, 2], K[1, 2]), h, w)
     R, o = scene.R_wc, scene.cam_pos
@@ -96,22 +127,8 @@ def render(scene: Scene, K: np.ndarray, size: tuple[int, int], rng: np.random.Ge
     D = tuple((r[i][0] * xu + r[i][1] * yv + r[i][2]).astype(np.float32) for i in range(3))
 
     # z-buffer: the room first (prims 0..5 are its faces), then every part inside its screen rectangle
-    depth, face = room_intersect(o, D, scene.room)
-    prim = face.astype(np.int16)
-    rects = []
-    for k, part in enumerate(scene.parts, start=6):
-        rect = screen_rect(part.prim.corners(), R, o, K, size)
-        rects.append(rect)
-        if rect.empty:
-            continue
-        sl = rect.slices
-        t, f = part.prim.intersect(o, (D[0][sl], D[1][sl], D[2][sl]))
-        closer = t < depth[sl]
-        np.copyto(depth[sl], t, where=closer)
-        np.copyto(prim[sl], np.int16(k), where=closer)
-        np.copyto(face[sl], f, where=closer)
+    depth, face, prim, rects = zbuffer([p.prim for p in scene.parts], scene.room, o, R, K, size, D)
 
-    nprim = 6 + len(scene.parts)
     obj_of_prim = np.array(list(range(6)) + [p.obj for p in scene.parts], np.int16)
     instance = obj_of_prim[prim]
     semseg = np.array(scene.labels, np.uint8)[instance]
@@ -138,8 +155,7 @@ def render(scene: Scene, K: np.ndarray, size: tuple[int, int], rng: np.random.Ge
     for i in range(3):
         np.negative(n[i], out=n[i], where=flip)
 
-    image = _shade(scene, depth, prim, face, n, D, xu, yv, vignette, nprim, rng)
-    return SynthFrame(image, semseg, depth, np.stack(n, axis=-1), _boundaries(instance, depth), K.copy(), instance)
+    return Cast(xu, yv, vignette, D, depth, face, prim, instance, semseg, n)
 
 
 def _shade(scene: Scene, depth, prim, face, n, D, xu, yv, vignette, nprim: int, rng: np.random.Generator) -> np.ndarray:
@@ -207,11 +223,57 @@ def _boundaries(instance: np.ndarray, depth: np.ndarray) -> np.ndarray:
     return edge.view(np.uint8)
 
 
-def render_scene(seed: int, size: Sequence[int] = DEFAULT_SIZE, intrinsics: object = None) -> SynthFrame:
-    """Draw and render the scene of ``seed`` at ``size`` = (H, W); ``intrinsics``: 3x3 K (default Kinect-like)."""
+def supersampled_intrinsics(K: np.ndarray, factor: int) -> np.ndarray:
+    """K of the same camera at ``factor`` times the resolution (pixel centres kept aligned)."""
+    Ks = K.astype(np.float64).copy()
+    Ks[0, 0] *= factor
+    Ks[1, 1] *= factor
+    Ks[0, 2] = (K[0, 2] + 0.5) * factor - 0.5
+    Ks[1, 2] = (K[1, 2] + 0.5) * factor - 0.5
+    return Ks
+
+
+def render_nyud(scene: Scene, K: np.ndarray, size: tuple[int, int], rng: np.random.Generator,
+                supersample: int = NYUD_SUPERSAMPLE) -> SynthFrame:
+    """The nyud profile's rendering of ``scene``: ground truth from the exact cast at ``size``; the image shaded
+    (``render.lighting``: shadows, ambient occlusion, highlights) on a cast ``supersample`` times finer in each
+    direction, averaged down (anti-aliasing), then recorded by a drawn camera (``render.sensor``)."""
+    from mtlsi_core.data.render import lighting, sensor
+
+    h, w = size
+    c = cast(scene, K, size)
+    normals = np.stack(c.n, axis=-1)
+    ao = lighting.ambient_occlusion(c.depth, normals, c.xu, c.yv)
+    s = int(supersample)
+    if s > 1:
+        fine = cast(scene, supersampled_intrinsics(K, s), (h * s, w * s))
+        ao_fine = cv2.resize(ao, (w * s, h * s), interpolation=cv2.INTER_LINEAR)
+        radiance = lighting.shade(scene, fine, ao_fine).reshape(h, s, w, s, 3).mean(axis=(1, 3))
+    else:
+        radiance = lighting.shade(scene, c, ao)
+    image = sensor.apply(radiance, sensor.SensorParams.sample(rng), rng)
+    return SynthFrame(image, c.semseg, c.depth, normals, _boundaries(c.instance, c.depth), K.copy(), c.instance)
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    return profile
+
+
+def render_scene(seed: int, size: Sequence[int] = DEFAULT_SIZE, intrinsics: object = None,
+                 profile: str = "basic") -> SynthFrame:
+    """Draw and render the scene of ``seed`` at ``size`` = (H, W); ``intrinsics``: 3x3 K (default Kinect-like);
+    ``profile``: ``basic`` (the original generator, byte for byte) or ``nyud`` (NYUDv2-like rooms, shadows, a camera
+    model; ``mtlsi_core.data.rooms`` and ``mtlsi_core.data.render``)."""
+    check_profile(profile)
     size = _check_size(size)
     K = _check_intrinsics(intrinsics, size)
     rng = np.random.default_rng(int(seed))
+    if profile == "nyud":
+        from mtlsi_core.data.rooms import sample_room
+
+        return render_nyud(sample_room(rng), K, size, rng)
     scene = sample_scene(rng)
     return render(scene, K, size, rng)
 
@@ -243,11 +305,11 @@ def write_frame(out: str | os.PathLike, name: str, frame: SynthFrame) -> None:
     write_png(out / "segmentation" / f"{name}.png", seg)
 
 
-def _render_and_write(job: tuple[str, int, tuple[int, int], int]) -> float:
+def _render_and_write(job: tuple[str, int, tuple[int, int], int, str]) -> float:
     """Render and write one frame; returns the CPU seconds it took in this process."""
-    out, seed, size, index = job
+    out, seed, size, index, profile = job
     t0 = time.process_time()
-    write_frame(out, frame_name(index), render_scene(frame_seed(seed, index), size))
+    write_frame(out, frame_name(index), render_scene(frame_seed(seed, index), size, profile=profile))
     return time.process_time() - t0
 
 
@@ -264,12 +326,17 @@ def split_names(num: int, val_fraction: float, num_val: int | None = None) -> tu
     return names[: num - n_val], names[num - n_val:]
 
 
-def camera_info(size: tuple[int, int], K: np.ndarray) -> dict:
-    return {
+def camera_info(size: tuple[int, int], K: np.ndarray, profile: str = "basic", seed: int | None = None) -> dict:
+    """The data set's camera and how it was made (``profile``, ``seed``: ``mtlsi-synth --profile --seed``)."""
+    info = {
         "width": size[1], "height": size[0], "K": K.tolist(), "distortion_model": "none", "D": [0.0] * 5,
         "frame": "optical: x right, y down, z forward", "depth": "metres along z",
         "source": "mtlsi-synth (Kinect-like intrinsics of the NYU Depth v2 colour camera, scaled)",
+        "profile": profile,
     }
+    if seed is not None:
+        info["seed"] = int(seed)
+    return info
 
 
 def default_workers() -> int:
@@ -281,11 +348,13 @@ def default_workers() -> int:
 
 def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0, size: Sequence[int] = DEFAULT_SIZE,
                   val_fraction: float = 0.1, workers: int | None = None, progress: bool = False, *,
-                  num_train: int | None = None, num_val: int | None = None) -> dict:
-    """Render frames into ``out`` (NYUD-MT layout). Returns a summary with the measured frame rate.
+                  num_train: int | None = None, num_val: int | None = None, profile: str = "basic") -> dict:
+    """Render frames into ``out`` (NYUD-MT layout) with the generator ``profile``. Returns a summary with the
+    measured frame rate.
 
     Either ``num`` frames, of which ``val_fraction`` go to val, or ``num_train`` + ``num_val`` frames.
     """
+    check_profile(profile)
     size = _check_size(size)
     if num_train is not None or num_val is not None:
         if num is not None:
@@ -305,9 +374,9 @@ def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0,
     for folder in FOLDERS:
         (out / folder).mkdir(parents=True, exist_ok=True)
     K = kinect_intrinsics(size)
-    atomic_write_bytes(out / "camera.json", json.dumps(camera_info(size, K), indent=2).encode())
+    atomic_write_bytes(out / "camera.json", json.dumps(camera_info(size, K, profile, seed), indent=2).encode())
 
-    jobs = [(str(out), int(seed), size, i) for i in range(num)]
+    jobs = [(str(out), int(seed), size, i, profile) for i in range(num)]
     t0 = time.perf_counter()
     done, cpu = 0, 0.0
     if workers == 1:
@@ -333,7 +402,7 @@ def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0,
     atomic_write_bytes(out / "gt_sets" / "train.txt", "".join(f"{n}\n" for n in train).encode())
     atomic_write_bytes(out / "gt_sets" / "val.txt", "".join(f"{n}\n" for n in val).encode())
     return {"out": str(out), "num": num, "train": len(train), "val": len(val), "size": list(size), "seed": seed,
-            "workers": workers, "seconds": seconds, "frames_per_second": num / seconds,
+            "profile": profile, "workers": workers, "seconds": seconds, "frames_per_second": num / seconds,
             "cpu_seconds_per_frame": cpu / num}
 
 
@@ -353,6 +422,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--size", type=parse_size, default=DEFAULT_SIZE, help="HxW, e.g. 480x640 or 240x320")
     ap.add_argument("--val-fraction", type=float, default=0.1, help="share of frames listed in gt_sets/val.txt")
     ap.add_argument("--workers", type=int, default=None, help="processes (default: available cores)")
+    ap.add_argument("--profile", choices=PROFILES, default="basic",
+                    help="generator: basic (the original rooms, byte for byte) or nyud (NYUDv2-like room types, "
+                         "cast shadows, ambient occlusion, real-surface textures, a camera model; slower)")
     args = ap.parse_args(argv)
     if args.num < 1:
         ap.error("--num must be >= 1")
@@ -360,8 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--seed must be >= 0")
     if not 0.0 <= args.val_fraction < 1.0:
         ap.error("--val-fraction must be in [0, 1)")
-    summary = write_dataset(args.out, args.num, args.seed, args.size, args.val_fraction, args.workers, progress=True)
-    print(f"wrote {summary['num']} frames ({summary['train']} train, {summary['val']} val) at "
+    summary = write_dataset(args.out, args.num, args.seed, args.size, args.val_fraction, args.workers, progress=True,
+                            profile=args.profile)
+    print(f"wrote {summary['num']} frames ({summary['train']} train, {summary['val']} val, profile {args.profile}) at "
           f"{summary['size'][0]}x{summary['size'][1]} to {summary['out']} in {summary['seconds']:.1f} s "
           f"({summary['frames_per_second']:.1f} frames/s, {summary['workers']} workers)")
     return 0
