@@ -740,15 +740,26 @@ RECIPES = {"bedroom": _bedroom, "kitchen": _kitchen, "living room": _living_room
            "dining room": _dining_room, "office": _office, "classroom": _classroom}
 
 
-def camera_pose(rng: np.random.Generator, room: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A hand-held / robot camera: 1.0-1.7 m high, pitch -30..+10 deg (mostly looking a little down), roll small."""
-    pos = np.array([rng.uniform(0.25, min(1.0, 0.3 * room[0])), rng.uniform(0.25, 0.75) * room[1],
-                    float(np.clip(rng.normal(1.35, 0.18), 1.0, 1.7))])
+def camera_position(rng: np.random.Generator, room: np.ndarray) -> np.ndarray:
+    """Where the camera stands: near the wall x = 0, 1.0-1.7 m high (hand-held or on a robot)."""
+    return np.array([rng.uniform(0.25, min(1.0, 0.3 * room[0])), rng.uniform(0.25, 0.75) * room[1],
+                     float(np.clip(rng.normal(1.35, 0.18), 1.0, 1.7))])
+
+
+def camera_rotation(rng: np.random.Generator, room: np.ndarray, pos: np.ndarray,
+                    footprints: list[tuple[float, float, float, float]]) -> np.ndarray:
+    """Where it looks: mostly at a piece of furniture (people point cameras at things; larger pieces more often),
+    else into the room; pitch -30..+10 deg (mostly a little down), roll small."""
     target = np.array([room[0] * rng.uniform(0.55, 1.0), room[1] * rng.uniform(0.1, 0.9)])
-    yaw = math.atan2(target[1] - pos[1], target[0] - pos[0])
+    far = [fp for fp in footprints if math.hypot((fp[0] + fp[1]) / 2 - pos[0], (fp[2] + fp[3]) / 2 - pos[1]) > 1.2]
+    if far and rng.random() < 0.8:
+        area = np.array([(fp[1] - fp[0]) * (fp[3] - fp[2]) for fp in far]) ** 0.5
+        fp = far[int(rng.choice(len(far), p=area / area.sum()))]
+        target = np.array([(fp[0] + fp[1]) / 2, (fp[2] + fp[3]) / 2])
+    yaw = math.atan2(target[1] - pos[1], target[0] - pos[0]) + math.radians(float(rng.normal(0.0, 8.0)))
     pitch = math.radians(float(np.clip(rng.normal(-12.0, 9.0), -30.0, 10.0)))
     roll = math.radians(float(np.clip(rng.normal(0.0, 2.0), -6.0, 6.0)))
-    return pos, optical_rotation(yaw, pitch, roll)
+    return optical_rotation(yaw, pitch, roll)
 
 
 def sample_room(rng: np.random.Generator, room_type: str | None = None) -> RoomScene:
@@ -760,9 +771,10 @@ def sample_room(rng: np.random.Generator, room_type: str | None = None) -> RoomS
     elif room_type not in RECIPES:
         raise ValueError(f"unknown room type {room_type!r}; choose from {sorted(RECIPES)}")
     room = np.array([rng.uniform(*r) for r in ROOM_SIZES[room_type]])
-    cam_pos, R_wc = camera_pose(rng, room)
+    cam_pos = camera_position(rng, room)
     b = RoomBuilder(rng, room, cam_pos[:2])
     RECIPES[room_type](b)
+    R_wc = camera_rotation(rng, room, cam_pos, b.footprints)
     warm = rng.random() < (0.3 if room_type in ("office", "classroom") else 0.7)
     b.ceiling_lights(int(rng.integers(1, 3)) + (2 if room_type == "classroom" else 0), WARM if warm else COOL)
 
