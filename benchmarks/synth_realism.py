@@ -18,6 +18,8 @@ thin border), resized to 192 x 256 (INTER_AREA) and compared as 8-bit RGB:
   luminance and log gradient magnitude (Sobel on luminance); the mean power-spectrum slope (radially averaged power
   of the Hann-windowed luminance, fitted over 4..64 cycles per image; natural images: about -2) of each set.
 The renderer speed is measured in the same run (seconds per ``render_scene`` call, single process), with the load.
+``--ablations`` adds the nyud profile with one part left out (same scenes, seed for seed): no shadow maps, no ambient
+occlusion, an ideal camera instead of the drawn one, no supersampling -- what each part buys against what it costs.
 """
 from __future__ import annotations
 
@@ -69,6 +71,21 @@ def prepare(img: np.ndarray) -> np.ndarray:
     dy, dx = int(round(h * CROP)), int(round(w * CROP))
     img = img[dy:h - dy, dx:w - dx]
     return cv2.resize(np.ascontiguousarray(img), (EVAL_SIZE[1], EVAL_SIZE[0]), interpolation=cv2.INTER_AREA)
+
+
+ABLATIONS = {"nyud-no-shadows": {"shadows": False}, "nyud-no-occlusion": {"occlusion": False},
+             "nyud-plain-camera": {"camera": False}, "nyud-no-supersampling": {"supersample": 1}}
+
+
+def render(variant: str, seed: int, size: tuple[int, int]) -> np.ndarray:
+    """The image of frame ``seed`` of a profile or of a nyud ablation."""
+    if variant in synth.PROFILES:
+        return synth.render_scene(seed, size, profile=variant).image
+    from mtlsi_core.data.rooms import sample_room
+
+    rng = np.random.default_rng(int(seed))
+    scene = sample_room(rng)
+    return synth.render_nyud(scene, synth.kinect_intrinsics(size), size, rng, **ABLATIONS[variant]).image
 
 
 # ---------------------------------------------------------------------------------------------- features / KID
@@ -187,7 +204,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--real", type=Path, default=DEFAULT_REAL, help="the nyud_real_samples folder")
     ap.add_argument("--frames", type=int, default=48, help="synthetic frames per profile")
-    ap.add_argument("--profiles", nargs="+", default=list(synth.PROFILES), choices=synth.PROFILES)
+    ap.add_argument("--profiles", nargs="+", default=list(synth.PROFILES), choices=list(synth.PROFILES) + list(ABLATIONS))
+    ap.add_argument("--ablations", action="store_true", help="also the nyud profile with each part left out")
     ap.add_argument("--size", type=synth.parse_size, default=(240, 320), help="render size of the synthetic frames")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "synth_realism.json")
@@ -212,14 +230,16 @@ def main(argv=None) -> int:
            "real": {"folder": str(args.real), "frames": [n for n, _ in real], "samples_with_mirrors": len(real_f)},
            "size": f"{args.size[0]}x{args.size[1]}", "eval_size": f"{EVAL_SIZE[0]}x{EVAL_SIZE[1]}", "profiles": {}}
     stats_by_profile = {}
-    for profile in args.profiles:
+    variants = list(args.profiles) + ([a for a in ABLATIONS if a not in args.profiles] if args.ablations else [])
+    for profile in variants:
         imgs, secs, cpu = [], [], []
+        render(profile, 10_000, args.size)  # warm-up: textures, ray tables
         for i in range(args.frames):
             t0, c0 = time.perf_counter(), time.process_time()
-            f = synth.render_scene(synth.frame_seed(args.seed, i), args.size, profile=profile)
+            image = render(profile, synth.frame_seed(args.seed, i), args.size)
             secs.append(time.perf_counter() - t0)
             cpu.append(time.process_time() - c0)
-            imgs.append(prepare(f.image))
+            imgs.append(prepare(image))
         s = low_level(imgs)
         stats_by_profile[profile] = s
         entry = {"frames": args.frames, "render_seconds_median": round(float(np.median(secs)), 3),
@@ -237,7 +257,7 @@ def main(argv=None) -> int:
     atomic_write_bytes(args.out, (json.dumps(doc, indent=2) + "\n").encode())
     print(f"wrote {args.out}")
     if str(args.plot):
-        plot(args.plot, stats_by_profile, real_s)
+        plot(args.plot, {k: v for k, v in stats_by_profile.items() if k in synth.PROFILES}, real_s)
         print(f"wrote {args.plot}")
     return 0
 

@@ -120,8 +120,10 @@ def test_nyud_same_seed_same_frame(nyud_frames):
 
 def test_sensor_never_touches_ground_truth(monkeypatch):
     """Two very different cameras: different images, identical ground truth; and the ground truth is the cast's."""
-    plain = sensor.SensorParams(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.18, 0.0, 0.0, 0.0, (1.0, 1.0, 1.0), 2.2, 0.0, 1.0, 0)
-    harsh = sensor.SensorParams(0.5, 0.01, 2.0, 6.0, 0.7, 1.5, 0.3, 0.01, 0.01, 1.0, (1.2, 0.9, 0.8), 2.4, 0.6, 1.6, 40)
+    plain = sensor.SensorParams.plain()
+    harsh = sensor.SensorParams(vignetting=0.5, aberration=0.01, defocus=2.0, motion=6.0, motion_angle=0.7, sharpen=1.0,
+                                exposure_ev=1.5, mid_grey=0.3, shot=0.01, read=0.01, wb_strength=1.0,
+                                wb_tint=(1.2, 0.9, 0.8), gamma=2.4, contrast=0.6, saturation=1.6, jpeg_quality=40)
     frames = []
     for params in (plain, harsh):
         monkeypatch.setattr(sensor.SensorParams, "sample", classmethod(lambda cls, rng, p=params: p))

@@ -779,14 +779,17 @@ def sample_room(rng: np.random.Generator, room_type: str | None = None) -> RoomS
     b.ceiling_lights(int(rng.integers(1, 3)) + (2 if room_type == "classroom" else 0), WARM if warm else COOL)
 
     wall_pats = ["plaster", "plaster", "plain"] + (["tiles"] if room_type in ("bathroom", "kitchen") else [])
-    wall = tex_material(rng, LIGHT, wall_pats, contrast=(0.85, 0.97))
+    wall_colours = [0, 1, 2, 3] if rng.random() < 0.7 else LIGHT  # mostly white or off-white
+    wall = tex_material(rng, wall_colours, wall_pats, contrast=(0.85, 0.97))
     floor_pats = {"bathroom": ["tiles"], "kitchen": ["tiles", "planks", "noise"], "classroom": ["tiles", "noise"],
                   "office": ["carpet", "tiles", "noise"]}.get(room_type, ["planks", "carpet", "wood", "tiles"])
     floor = tex_material(rng, WOOD + LIGHT + [4, 5], floor_pats, contrast=(0.6, 0.9))
-    ceiling = tex_material(rng, [0, 1, 2], ["plain", "plaster"], contrast=(0.92, 1.0))
+    tiled = room_type in ("office", "classroom") or (room_type == "kitchen" and rng.random() < 0.3)
+    ceiling = tex_material(rng, [0, 1, 2], ["tiles"] if tiled else ["plain", "plaster"],
+                           contrast=(0.75, 0.85) if tiled else (0.92, 1.0))
     room_mats = [wall, wall, wall, wall, floor, ceiling]
-    if rng.random() < 0.25:  # an accent wall
+    if rng.random() < 0.15:  # an accent wall
         room_mats[int(rng.integers(1, 4))] = tex_material(rng, ANY, ["plaster", "plain"], contrast=(0.85, 0.97))
     ambient_colour = (WARM if warm else COOL) * 0.5 + 0.5
-    return RoomScene(room, room_mats, b.parts, b.labels, b.lights, float(rng.uniform(0.15, 0.35)), cam_pos, R_wc, 1.0,
+    return RoomScene(room, room_mats, b.parts, b.labels, b.lights, float(rng.uniform(0.08, 0.25)), cam_pos, R_wc, 1.0,
                      room_type=room_type, ambient_colour=ambient_colour.astype(np.float32))

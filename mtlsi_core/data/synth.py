@@ -234,24 +234,30 @@ def supersampled_intrinsics(K: np.ndarray, factor: int) -> np.ndarray:
 
 
 def render_nyud(scene: Scene, K: np.ndarray, size: tuple[int, int], rng: np.random.Generator,
-                supersample: int = NYUD_SUPERSAMPLE) -> SynthFrame:
+                supersample: int = NYUD_SUPERSAMPLE, *, shadows: bool = True, occlusion: bool = True,
+                camera: bool = True) -> SynthFrame:
     """The nyud profile's rendering of ``scene``: ground truth from the exact cast at ``size``; the image shaded
-    (``render.lighting``: shadows, ambient occlusion, highlights) on a cast ``supersample`` times finer in each
-    direction, averaged down (anti-aliasing), then recorded by a drawn camera (``render.sensor``)."""
+    (``render.lighting``: shadows, ambient occlusion, highlights) on a cast ``supersample`` (odd) times finer in each
+    direction, averaged down (anti-aliasing), then recorded by a drawn camera (``render.sensor``). ``shadows``,
+    ``occlusion``, ``camera`` = False leave that part out (a plain gamma camera without noise for the last), to
+    measure what each buys; the profile uses them all."""
     from mtlsi_core.data.render import lighting, sensor
 
+    if int(supersample) < 1 or int(supersample) % 2 == 0:
+        raise ValueError(f"supersample must be an odd number >= 1, got {supersample}")
     h, w = size
     c = cast(scene, K, size)
     normals = np.stack(c.n, axis=-1)
-    ao = lighting.ambient_occlusion(c.depth, normals, c.xu, c.yv)
+    ao = lighting.ambient_occlusion(c.depth, normals, c.xu, c.yv) if occlusion else np.ones(size, np.float32)
     s = int(supersample)
     if s > 1:
         fine = cast(scene, supersampled_intrinsics(K, s), (h * s, w * s))
         ao_fine = cv2.resize(ao, (w * s, h * s), interpolation=cv2.INTER_LINEAR)
-        radiance = lighting.shade(scene, fine, ao_fine).reshape(h, s, w, s, 3).mean(axis=(1, 3))
+        radiance = lighting.shade(scene, fine, ao_fine, shadows=shadows).reshape(h, s, w, s, 3).mean(axis=(1, 3))
     else:
-        radiance = lighting.shade(scene, c, ao)
-    image = sensor.apply(radiance, sensor.SensorParams.sample(rng), rng)
+        radiance = lighting.shade(scene, c, ao, shadows=shadows)
+    params = sensor.SensorParams.sample(rng) if camera else sensor.SensorParams.plain()
+    image = sensor.apply(radiance, params, rng)
     return SynthFrame(image, c.semseg, c.depth, normals, _boundaries(c.instance, c.depth), K.copy(), c.instance)
 
 

@@ -20,7 +20,7 @@ from mtlsi_core.data.raycast import Box, zbuffer
 from mtlsi_core.data.scene import Light
 from mtlsi_core.data.render.textures import TexMaterial, albedo
 
-SHADOW_MAP = 256  # texels per side of a light's shadow map
+SHADOW_MAP = 512  # texels per side of a light's shadow map
 SHADOW_FOV_DEG = 150.0
 _ROOM_FRAME = Box(center=np.zeros(3))  # texture coordinates of the room faces: world coordinates
 
@@ -161,8 +161,9 @@ def surface_albedo(scene, depth, prim, face, D, nprim: int) -> tuple[np.ndarray,
     return alb.reshape(h, w, 3), emit[prim], gloss[prim], shiny[prim]
 
 
-def shade(scene, c, ao: np.ndarray, shadow_size: int = SHADOW_MAP) -> np.ndarray:
-    """Linear radiance (H, W, 3) float32 of the cast ``c`` (``synth.Cast``) of ``scene`` (a ``rooms.RoomScene``)."""
+def shade(scene, c, ao: np.ndarray, shadow_size: int = SHADOW_MAP, shadows: bool = True) -> np.ndarray:
+    """Linear radiance (H, W, 3) float32 of the cast ``c`` (``synth.Cast``) of ``scene`` (a ``rooms.RoomScene``);
+    ``shadows=False`` skips every shadow map (for measuring what they buy)."""
     o = scene.cam_pos
     R = [[float(v) for v in row] for row in scene.R_wc]
     nprim = 6 + len(scene.parts)
@@ -192,7 +193,7 @@ def shade(scene, c, ao: np.ndarray, shadow_size: int = SHADOW_MAP) -> np.ndarray
             a = [float(x) for x in lt.axis]
             cos_axis = np.maximum(-(l[0] * a[0] + l[1] * a[1] + l[2] * a[2]), 0.0)
             power *= cos_axis if lt.lobe == 1.0 else cos_axis ** np.float32(lt.lobe)
-            if lt.shadows:
+            if lt.shadows and shadows:
                 power *= ShadowMap.render(lt, prims, scene.room, shadow_size).visibility(P, nw)
         diffuse += (ndotl * power)[..., None] * lt.colour
         if glossy.size:

@@ -1,7 +1,7 @@
 """The camera of the nyud profile, from scene radiance to an 8-bit RGB image (ground truth is never touched).
 
 In the order light meets them: vignetting, lateral chromatic aberration, defocus blur, motion blur (optics and
-exposure time); auto exposure (the frame's median luminance to a drawn mid-grey, +- a drawn error), shot and
+exposure time), in-camera sharpening; auto exposure (the frame's median luminance to a drawn mid-grey, +- a drawn error), shot and
 read noise (Poisson-Gaussian, in linear units of the sensor), an imperfect grey-world white balance, a tone
 curve (sRGB-like gamma with a soft shoulder and an S-curve), colour saturation, 8-bit quantisation and, usually, JPEG compression. Every parameter
 is drawn per frame from ``SensorParams.sample`` so that a model sees a range of cameras.
@@ -22,6 +22,7 @@ class SensorParams:
     defocus: float  # Gaussian sigma, output pixels
     motion: float  # motion-blur length, output pixels (0: none)
     motion_angle: float  # radians
+    sharpen: float  # unsharp-mask amount of the camera's processing (0: none)
     exposure_ev: float  # error of the auto exposure (stops)
     mid_grey: float  # linear level the median luminance is exposed to
     shot: float  # variance per unit of linear signal
@@ -36,14 +37,22 @@ class SensorParams:
     @classmethod
     def sample(cls, rng: np.random.Generator) -> "SensorParams":
         motion = float(rng.uniform(1.0, 5.0)) if rng.random() < 0.3 else 0.0
-        return cls(vignetting=float(rng.uniform(0.1, 0.45)), aberration=float(rng.uniform(0.0, 0.004)),
-                   defocus=float(rng.uniform(0.0, 0.8)), motion=motion, motion_angle=float(rng.uniform(0, math.pi)),
-                   exposure_ev=float(rng.normal(0.0, 0.5)), mid_grey=float(rng.uniform(0.1, 0.22)),
-                   shot=float(10 ** rng.uniform(-3.5, -2.5)), read=float(10 ** rng.uniform(-3.3, -2.3)),
+        return cls(vignetting=float(rng.uniform(0.1, 0.4)), aberration=float(rng.uniform(0.0, 0.004)),
+                   defocus=float(rng.uniform(0.0, 0.6)), motion=motion, motion_angle=float(rng.uniform(0, math.pi)),
+                   exposure_ev=float(rng.normal(0.0, 0.4)), mid_grey=float(rng.uniform(0.14, 0.3)),
+                   shot=float(10 ** rng.uniform(-4.0, -2.8)), read=float(10 ** rng.uniform(-3.6, -2.6)),
+                   sharpen=float(rng.uniform(0.0, 1.0)),
                    wb_strength=float(rng.uniform(0.0, 0.6)),
-                   wb_tint=tuple(float(g) for g in rng.normal(1.0, 0.04, 3)), gamma=float(rng.uniform(2.0, 2.4)),
-                   contrast=float(rng.uniform(0.0, 0.6)), saturation=float(rng.uniform(1.0, 1.6)),
+                   wb_tint=tuple(float(g) for g in rng.normal(1.0, 0.025, 3)), gamma=float(rng.uniform(2.0, 2.4)),
+                   contrast=float(rng.uniform(0.2, 0.9)), saturation=float(rng.uniform(1.0, 1.4)),
                    jpeg_quality=int(rng.integers(60, 96)) if rng.random() < 0.85 else 0)
+
+    @classmethod
+    def plain(cls) -> "SensorParams":
+        """An ideal camera: exposure to mid-grey, gamma 2.2, nothing else."""
+        return cls(vignetting=0.0, aberration=0.0, defocus=0.0, motion=0.0, motion_angle=0.0, sharpen=0.0,
+                   exposure_ev=0.0, mid_grey=0.2, shot=0.0, read=0.0, wb_strength=0.0, wb_tint=(1.0, 1.0, 1.0),
+                   gamma=2.2, contrast=0.0, saturation=1.0, jpeg_quality=0)
 
 
 def _vignette(h: int, w: int, strength: float) -> np.ndarray:
@@ -79,6 +88,8 @@ def apply(radiance: np.ndarray, p: SensorParams, rng: np.random.Generator) -> np
         img = cv2.GaussianBlur(img, (0, 0), p.defocus)
     if p.motion > 0:
         img = cv2.filter2D(img, -1, _motion_kernel(p.motion, p.motion_angle), borderType=cv2.BORDER_REFLECT)
+    if p.sharpen > 0:  # in-camera sharpening (unsharp mask), applied to the optical image
+        img = img + p.sharpen * (img - cv2.GaussianBlur(img, (0, 0), 1.0))
     lum = img @ np.array([0.2126, 0.7152, 0.0722], np.float32)
     gain = p.mid_grey * 2.0 ** p.exposure_ev / max(float(np.median(lum)), 1e-4)
     img = img * np.float32(gain)

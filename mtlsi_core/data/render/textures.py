@@ -199,6 +199,11 @@ def texture(name: str, variant: int) -> np.ndarray:
     return make(name, rng, TEX).astype(np.float32)
 
 
+def _jitter(c: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness varies a lot, hue a little (a per-channel jitter would tint whites, and saturation amplify it)."""
+    return c * rng.uniform(0.8, 1.12) * rng.uniform(0.97, 1.03, 3)
+
+
 def _saturate(c: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The palette is muted; real rooms' albedos are often more saturated and darker or lighter."""
     grey = float(c.mean())
@@ -215,9 +220,9 @@ def tex_material(rng: np.random.Generator, colours: list[int], patterns: list[st
         name = str(rng.choice(ALIASES[name]))
     if name not in GREY and name not in COLOUR:
         raise ValueError(f"unknown texture pattern {name!r}")
-    c1 = _saturate(PALETTE[int(rng.choice(colours))] * rng.uniform(0.85, 1.12, 3), rng)
+    c1 = _saturate(_jitter(PALETTE[int(rng.choice(colours))], rng), rng)
     if rng.random() < 0.25 and name not in ("plaster", "plain"):
-        c2 = _saturate(PALETTE[int(rng.choice(ANY))] * rng.uniform(0.85, 1.12, 3), rng)
+        c2 = _saturate(_jitter(PALETTE[int(rng.choice(ANY))], rng), rng)
     else:
         c2 = c1 * rng.uniform(*contrast)
     lo, hi = TILE_METRES.get(name, (1.0, 1.0))
