@@ -45,9 +45,10 @@ def build_scene(bpy, rng: random.Random) -> None:
         return ob
 
     t = 0.05  # the room: six slabs
-    for name, c, s in (("floor", (lx / 2, ly / 2, -t / 2), (lx, ly, t)), ("ceil", (lx / 2, ly / 2, lz + t / 2), (lx, ly, t)),
-                       ("w0", (-t / 2, ly / 2, lz / 2), (t, ly, lz)), ("w1", (lx + t / 2, ly / 2, lz / 2), (t, ly, lz)),
-                       ("w2", (lx / 2, -t / 2, lz / 2), (lx, t, lz)), ("w3", (lx / 2, ly + t / 2, lz / 2), (lx, t, lz))):
+    slabs = (("floor", (lx / 2, ly / 2, -t / 2), (lx, ly, t)), ("ceil", (lx / 2, ly / 2, lz + t / 2), (lx, ly, t)),
+             ("w0", (-t / 2, ly / 2, lz / 2), (t, ly, lz)), ("w1", (lx + t / 2, ly / 2, lz / 2), (t, ly, lz)),
+             ("w2", (lx / 2, -t / 2, lz / 2), (lx, t, lz)), ("w3", (lx / 2, ly + t / 2, lz / 2), (lx, t, lz)))
+    for name, c, s in slabs:
         box(name, c, s, (0.8, 0.78, 0.74))
     for i in range(120):
         w, d, h = rng.uniform(0.05, 1.2), rng.uniform(0.05, 0.8), rng.uniform(0.02, 1.8)

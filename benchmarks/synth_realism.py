@@ -2,7 +2,7 @@
 """How far the synthetic generator's profiles are from real NYUDv2 frames: ImageNet-feature KID and low-level image
 statistics, with the frames per second each profile costs (benchmarks/bench_synth.py times them properly).
 
-    python benchmarks/synth_realism.py                       # 48 frames per profile, writes benchmarks/results/synth_realism.json
+    python benchmarks/synth_realism.py                       # 48 frames per profile -> benchmarks/results/
     python benchmarks/synth_realism.py --frames 24 --profiles basic nyud --plot benchmarks/results/synth_realism.png
 
 Real frames: every RGB frame of ../shared/data/nyud_real_samples (evaluation only; about ten frames, so every
@@ -204,7 +204,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--real", type=Path, default=DEFAULT_REAL, help="the nyud_real_samples folder")
     ap.add_argument("--frames", type=int, default=48, help="synthetic frames per profile")
-    ap.add_argument("--profiles", nargs="+", default=list(synth.PROFILES), choices=list(synth.PROFILES) + list(ABLATIONS))
+    ap.add_argument("--profiles", nargs="+", default=list(synth.PROFILES),
+                    choices=list(synth.PROFILES) + list(ABLATIONS))
     ap.add_argument("--ablations", action="store_true", help="also the nyud profile with each part left out")
     ap.add_argument("--size", type=synth.parse_size, default=(240, 320), help="render size of the synthetic frames")
     ap.add_argument("--seed", type=int, default=0)

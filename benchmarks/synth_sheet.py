@@ -2,7 +2,7 @@
 """Contact sheet of synthetic frames: image | semantic labels | depth | normals | boundaries, one frame per row,
 for looking at a generator profile (synthetic pixels only).
 
-    python benchmarks/synth_sheet.py                       # 12 nyud frames at 240x320 -> benchmarks/results/synth_nyud_sheet.png
+    python benchmarks/synth_sheet.py          # 12 nyud frames at 240x320 -> benchmarks/results/synth_nyud_sheet.png
     python benchmarks/synth_sheet.py --profile basic --frames 6 --out /tmp/basic_sheet.png
 
 Frames are ``render_scene(frame_seed(seed, i), profile=...)``, i.e. frame i of ``mtlsi-synth --seed seed``; the

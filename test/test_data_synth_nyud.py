@@ -150,7 +150,8 @@ def _shadow_scene(with_slab: bool, shadows: bool) -> rooms.RoomScene:
     from mtlsi_core.data.scene import optical_rotation
 
     R = optical_rotation(0.0, math.radians(-25.0), 0.0)  # looking along +x, down at the floor under the table
-    return rooms.RoomScene(np.array([5.0, 4.0, 3.0]), [grey] * 6, parts, [CLASS_ID[n] for n in ("wall",) * 4 + ("floor", "ceiling", "table")],
+    labels = [CLASS_ID[n] for n in ("wall",) * 4 + ("floor", "ceiling", "table")]
+    return rooms.RoomScene(np.array([5.0, 4.0, 3.0]), [grey] * 6, parts, labels,
                            [light], 0.1, np.array([0.3, 2.0, 0.6]), R, 1.0)
 
 

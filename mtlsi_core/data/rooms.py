@@ -25,7 +25,7 @@ from mtlsi_core.data.raycast import Box, Cylinder
 from mtlsi_core.data.render.lighting import RoomLight
 from mtlsi_core.data.render.textures import tex_material
 from mtlsi_core.data.scene import (CLASS_ID, TYPES, WALLS, ObjectType, Part, Scene, _Builder, _chair, _cylinder,
-                                   _desk, _shelves, _sofa, _table, _topped, _yaw_facing_wall, optical_rotation)
+                                   _desk, _shelves, _sofa, _table, _yaw_facing_wall, optical_rotation)
 
 # NYUDv2's scene types and how often they occur among its 1449 labelled frames (bedroom 383, kitchen 225, living
 # room 221, bathroom 121, dining room 117, office 78 + home office 50, classroom 49; the rest folded in)
@@ -113,7 +113,8 @@ def _stove(rng, w, d, h):
 def _toilet(rng, w, d, h):
     tank_d = 0.18
     bowl_h = rng.uniform(0.38, 0.42)
-    return [("box", (0.0, d / 2 - tank_d / 2, (bowl_h + h) / 2 + 0.02), (w / 2, tank_d / 2, (h - bowl_h) / 2 + 0.02), 0),
+    tank_z, tank_hh = (bowl_h + h) / 2 + 0.02, (h - bowl_h) / 2 + 0.02
+    return [("box", (0.0, d / 2 - tank_d / 2, tank_z), (w / 2, tank_d / 2, tank_hh), 0),
             ("cyl", (0.0, -0.05, bowl_h / 2), (w / 2 * 0.85, bowl_h / 2), 0),
             ("cyl", (0.0, -0.05, bowl_h + 0.01), (w / 2 * 0.95, 0.012), 1)], []
 
@@ -292,7 +293,8 @@ WI = WallItem
 NYUD_WALL_ITEMS = {
     "picture": WI("picture", (0.25, 1.1), (0.25, 0.8), (1.1, 1.7), (0.015, 0.04), ANYC, ("poster",), 0.03),
     "window": WI("window", (0.7, 1.8), (0.9, 1.5), (0.7, 1.0), (0.02, 0.05), (0, 1), ("sky",), 0.06),
-    "door": WI("door", (0.78, 0.95), (1.98, 2.1), (0.0, 0.0), (0.03, 0.05), tuple(WOOD) + WHITE, ("wood", "plain"), 0.06),
+    "door": WI("door", (0.78, 0.95), (1.98, 2.1), (0.0, 0.0), (0.03, 0.05), tuple(WOOD) + WHITE, ("wood", "plain"),
+               0.06),
     "whiteboard": WI("whiteboard", (1.2, 3.0), (0.9, 1.3), (0.8, 1.0), (0.015, 0.03), (0,), ("whiteboard",), 0.03),
     "mirror": WI("mirror", (0.4, 0.9), (0.6, 1.2), (1.0, 1.3), (0.01, 0.02), (3, 4), ("screen", "poster"), 0.02),
     "towel": WI("towel", (0.3, 0.6), (0.4, 0.8), (0.8, 1.2), (0.02, 0.04), ANYC, ("fabric", "stripes")),
@@ -330,6 +332,11 @@ class RoomBuilder(_Builder):
     def size_of(self, name: str) -> tuple[float, float, float]:
         return self._size(self.types[name])
 
+    def _wall_taken(self, code: int, rect: tuple[float, float, float, float]) -> bool:
+        """Whether the (along0, along1, z0, z1) rectangle overlaps something already on wall ``code``."""
+        return any(rect[1] > a0 and rect[0] < a1 and rect[3] > b0 and rect[2] < b1
+                   for a0, a1, b0, b1 in self.wall_rects[code])
+
     def _along(self, code: int) -> float:
         return float(self.room[1] if code == 1 else self.room[0])
 
@@ -355,7 +362,7 @@ class RoomBuilder(_Builder):
             x, y, yaw = self.wall_pose(c, ss, d, float(self.rng.uniform(0.0, 0.03)) if z == 0 else 0.0)
             fp = self._footprint(x, y, w, d, yaw)
             rect = (ss - w / 2, ss + w / 2, z, z + h)
-            if any(rect[1] > a0 and rect[0] < a1 and rect[3] > b0 and rect[2] < b1 for a0, a1, b0, b1 in self.wall_rects[c]):
+            if self._wall_taken(c, rect):
                 continue
             if z == 0 and not self._free(fp, keepout=keepout):
                 continue
@@ -428,7 +435,8 @@ class RoomBuilder(_Builder):
                 if any(box[1] > a0 and box[0] < a1 and box[3] > b0 and box[2] < b1 for a0, a1, b0, b1 in taken):
                     continue
                 taken.append(box)
-                p = origin + np.array([math.cos(yaw) * lx - math.sin(yaw) * ly, math.sin(yaw) * lx + math.cos(yaw) * ly, 0])
+                p = origin + np.array([math.cos(yaw) * lx - math.sin(yaw) * ly,
+                                       math.sin(yaw) * lx + math.cos(yaw) * ly, 0.0])
                 self.add_object(name, float(p[0]), float(p[1]), top, yaw + float(self.rng.normal(0, 0.15)),
                                 iw, idp, ih)
                 if name == "table lamp":
@@ -453,7 +461,7 @@ class RoomBuilder(_Builder):
                 continue
             ss = float(self.rng.uniform(w / 2 + 0.1, along - w / 2 - 0.1)) if s is None else s
             rect = (ss - w / 2, ss + w / 2, z, z + h)
-            if any(rect[1] > a0 and rect[0] < a1 and rect[3] > b0 and rect[2] < b1 for a0, a1, b0, b1 in self.wall_rects[c]):
+            if self._wall_taken(c, rect):
                 continue
             self.wall_rects[c].append(rect)
             t = float(self.rng.uniform(*it.t))
@@ -484,7 +492,8 @@ class RoomBuilder(_Builder):
             if name == "door":
                 along_vec = np.array([math.cos(yaw), math.sin(yaw), 0.0])
                 wx, wy = WALLS[c]
-                knob = centre + along_vec * (w / 2 - 0.08) + np.array([0, 0, 1.0 - h / 2]) - np.array([wx, wy, 0]) * (t / 2 + 0.03)
+                knob = (centre + along_vec * (w / 2 - 0.08) + np.array([0, 0, 1.0 - h / 2])
+                        - np.array([wx, wy, 0]) * (t / 2 + 0.03))
                 self.parts.append(Part(Box(center=knob, yaw=yaw, half=np.array([0.06, 0.03, 0.012])),
                                        tex_material(self.rng, [3, 4, 19], ["metal"], gloss=(0.3, 0.6)), obj))
             return c, ss, z, w, h
@@ -568,7 +577,8 @@ def _bedroom(b: RoomBuilder) -> None:
             q = b.against_wall(name)
             if q is not None and name == "desk":
                 b.in_front(q, "chair", -0.15, register=False)
-    for name, p in (("chair", 0.3), ("clothes", 0.5), ("bag", 0.4), ("box", 0.3), ("clothes", 0.3), ("floor lamp", 0.2)):
+    for name, p in (("chair", 0.3), ("clothes", 0.5), ("bag", 0.4), ("box", 0.3), ("clothes", 0.3),
+                    ("floor lamp", 0.2)):
         if b.rng.random() < p:
             b.anywhere(name)
     _clutter(b, 2, 5)

@@ -1,10 +1,11 @@
 """The camera of the nyud profile, from scene radiance to an 8-bit RGB image (ground truth is never touched).
 
 In the order light meets them: vignetting, lateral chromatic aberration, defocus blur, motion blur (optics and
-exposure time), in-camera sharpening; auto exposure (the frame's median luminance to a drawn mid-grey, +- a drawn error), shot and
-read noise (Poisson-Gaussian, in linear units of the sensor), an imperfect grey-world white balance, a tone
-curve (sRGB-like gamma with a soft shoulder and an S-curve), colour saturation, 8-bit quantisation and, usually, JPEG compression. Every parameter
-is drawn per frame from ``SensorParams.sample`` so that a model sees a range of cameras.
+exposure time), in-camera sharpening; auto exposure (the frame's median luminance to a drawn mid-grey, +- a drawn
+error), shot and read noise (Poisson-Gaussian, in linear units of the sensor), an imperfect grey-world white
+balance, a tone curve (sRGB-like gamma with a soft shoulder and an S-curve), colour saturation, 8-bit quantisation
+and, usually, JPEG compression. Every parameter is drawn per frame from ``SensorParams.sample`` so that a model sees
+a range of cameras.
 """
 from __future__ import annotations
 

@@ -138,7 +138,8 @@ def _colour(name: str, rng: np.random.Generator, n: int) -> np.ndarray:
             img = np.where(m[..., None], _palette_colour(rng)[None, None] * (0.8 + 0.4 * _spectral_noise(
                 rng, n, 2.0)[..., None]), img)
         for _ in range(int(rng.integers(0, 5))):  # rectangles / discs
-            cu, cv, ru, rv = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.03, 0.25), rng.uniform(0.03, 0.25)
+            cu, cv = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9)
+            ru, rv = rng.uniform(0.03, 0.25), rng.uniform(0.03, 0.25)
             m = ((u - cu) / ru) ** 2 + ((v - cv) / rv) ** 2 < 1 if rng.random() < 0.5 else \
                 (np.abs(u - cu) < ru) & (np.abs(v - cv) < rv)
             img = np.where(m[..., None], _palette_colour(rng)[None, None], img)
