@@ -120,10 +120,47 @@ def load_cfg(args: argparse.Namespace):
     return load_config(args.config, [f"data.root={args.data}", *args.overrides])
 
 
+class RunBusyError(RuntimeError):
+    """Another process is training in the run folder."""
+
+
+def running_pid(out: Path) -> int | None:
+    """The pid in ``<run>/transfer.pid`` when that process is alive and is not this one."""
+    try:
+        pid = int((out / "transfer.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    try:  # a reused pid of another program does not count
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return pid
+    return pid if b"transfer.py" in cmdline else None
+
+
+def claim_run_dir(out: Path) -> None:
+    """One training process per run folder: two would overwrite each other's last.pt."""
+    pid = running_pid(out)
+    if pid is not None:
+        raise RunBusyError(f"{out} is being trained by process {pid} (see {out / 'transfer.log'}); stop it with "
+                           f"kill {pid} or wait for it")
+    atomic_write_bytes(out / "transfer.pid", f"{os.getpid()}\n".encode())
+
+
 def start_background(args: argparse.Namespace, argv: Sequence[str]) -> int:
     cfg = load_cfg(args)  # a bad config fails here, not in the detached process
     out = run_dir(args, cfg)
     out.mkdir(parents=True, exist_ok=True)
+    pid = running_pid(out)
+    if pid is not None:
+        raise RunBusyError(f"{out} is being trained by process {pid} already (log {out / 'transfer.log'})")
     logf = open(out / "transfer.log", "ab")
     cmd = [sys.executable, str(Path(__file__).resolve()), *[a for a in argv if a != "--background"]]
     proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=os.getcwd(),
@@ -263,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.background:
             return start_background(args, argv)
         return run(args, argv)
-    except (ConfigError, CheckpointError, DatasetError, TrainingError, FileNotFoundError) as e:
+    except (ConfigError, CheckpointError, DatasetError, TrainingError, FileNotFoundError, RunBusyError) as e:
         print(f"transfer: error: {e}", file=sys.stderr)
         return 2
 
@@ -278,6 +315,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     cfg = load_cfg(args)
     out = run_dir(args, cfg)
     out.mkdir(parents=True, exist_ok=True)
+    claim_run_dir(out)
     handler = None
     if not os.environ.get(CHILD_ENV):  # a foreground run also logs to the file (in the background stdout is it)
         handler = logging.FileHandler(out / "transfer.log")

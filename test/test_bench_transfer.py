@@ -60,3 +60,20 @@ def test_targets_are_read_from_the_real_frame_figures():
     assert syn["semseg"]["worse_by"] == pytest.approx(0.1) and syn["semseg"]["ok"]
     assert syn["depth"]["worse_by"] == pytest.approx(0.1) and syn["depth"]["ok"]
     assert not transfer.check_synthetic({"headline": {"depth": 0.5}}, {"headline": {"depth": 0.4}})["depth"]["ok"]
+
+
+def test_a_run_folder_in_use_is_refused(tmp_path, capsys):
+    import subprocess
+
+    run = tmp_path / "runs" / "synth_transfer_lite0"
+    run.mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "transfer.py"])
+    try:
+        (run / "transfer.pid").write_text(f"{other.pid}\n")
+        assert transfer.main(smoke_args(tmp_path)) == 2
+        assert f"being trained by process {other.pid}" in capsys.readouterr().err
+    finally:
+        other.kill()
+        other.wait()
+    (run / "transfer.pid").write_text(f"{other.pid}\n")  # a dead process's file does not block
+    assert transfer.running_pid(run) is None
