@@ -11,8 +11,8 @@ val split (model selection) and on the real NYUDv2 frames (test set, report only
     python benchmarks/transfer.py --data /tmp/tr/data --num-train 8 --num-val 2 --size 64x96 --runs-dir /tmp/tr/runs \\
         --results-dir /tmp/tr/res --set train.iterations=10 --set data.input_size=[64,96] --eval-frames 1
 
-What it does: generates the synthetic set when ``--data`` lacks it (``mtlsi-synth``'s generator, the learning
-proof's stamp), trains ``--config`` in ``<runs-dir>/<config name>`` with the Trainer (``--resume auto``: a kill
+What it does: generates the synthetic set when ``--data`` lacks it (``mtlsi-synth``'s generator, ``--profile``
+nyud by default: the NYUDv2-like rooms; the learning proof's stamp), trains ``--config`` in ``<runs-dir>/<config name>`` with the Trainer (``--resume auto``: a kill
 loses at most ``train.checkpoint_every`` iterations; a run folder of other settings is refused), appending progress
 to ``transfer.log`` there. When this invocation's training stops (the end of the schedule, or ``--max-iterations``)
 it scores, on the whole synthetic val split, ``best.pt`` (the Trainer's best synthetic-val evaluation: the model
@@ -47,6 +47,7 @@ import learning_proof as lp  # noqa: E402
 import real_frames as rf  # noqa: E402
 
 from mtlsi_core.checkpoint import atomic_write_bytes  # noqa: E402
+from mtlsi_core.data.synth import PROFILES  # noqa: E402
 
 log = logging.getLogger("transfer")
 
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=lp.parse_size, default=(240, 320), help="frame size HxW of a generated set")
     p.add_argument("--data-seed", type=int, default=0)
     p.add_argument("--gen-workers", type=int, help="generator processes of a generated set (default: its own)")
+    p.add_argument("--profile", default="nyud", choices=PROFILES,
+                   help="generator profile of a generated set (default nyud: NYUDv2-like rooms, light and camera)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="config override (repeatable); part of the run's settings")
     p.add_argument("--runs-dir", default=str(REPO / "runs" / "transfer"))
@@ -94,17 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def ensure_data(root: Path, num_train: int, num_val: int, size: tuple[int, int], seed: int,
-                workers: int | None) -> dict[str, Any]:
-    """``learning_proof.ensure_data`` (same stamp: a folder made by one is reused by the other) with the number
-    of generator processes (None: the generator's default)."""
+                workers: int | None, profile: str = "basic") -> dict[str, Any]:
+    """``learning_proof.ensure_data`` (same stamp: a basic-profile folder made by one is reused by the other) with
+    the generator profile and the number of generator processes (None: the generator's default)."""
     from mtlsi_core.data import synth
 
-    spec = {"num_train": num_train, "num_val": num_val, "size": list(size), "seed": seed}
+    spec: dict[str, Any] = {"num_train": num_train, "num_val": num_val, "size": list(size), "seed": seed}
+    if profile != "basic":
+        spec["profile"] = profile
     stamp = root / "learning_proof_data.json"
     if stamp.is_file() and json.loads(stamp.read_text()).get("spec") == spec:
         return spec
     t0 = time.perf_counter()
-    kw = {} if workers is None else {"workers": workers}
+    kw: dict[str, Any] = {} if workers is None else {"workers": workers}
+    if profile != "basic":
+        kw["profile"] = profile
     synth.write_dataset(root, num_train=num_train, num_val=num_val, seed=seed, size=size, progress=True, **kw)
     atomic_write_bytes(stamp, json.dumps({"spec": spec, "seconds": time.perf_counter() - t0}, indent=2).encode())
     return spec
@@ -344,7 +351,7 @@ def train_and_report(args: argparse.Namespace, argv: Sequence[str], cfg: Any, ou
 
     log.info("transfer: %s", " ".join(shlex.quote(a) for a in argv))
     data_spec = ensure_data(Path(args.data), args.num_train, args.num_val, args.size, args.data_seed,
-                            args.gen_workers)
+                            args.gen_workers, args.profile)
     if (out / "last.pt").is_file() and not lp.same_run_settings(load_checkpoint(out / "last.pt")["config"], cfg):
         print(f"transfer: error: {out / 'last.pt'} is from a run with other settings; remove {out} or choose "
               "another --runs-dir", file=sys.stderr)

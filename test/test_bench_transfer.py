@@ -17,6 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def smoke_args(tmp: Path, *extra: str) -> list[str]:
     return ["--data", str(tmp / "data"), "--num-train", "4", "--num-val", "1", "--size", "64x96", "--gen-workers", "1",
+            "--profile", "basic",  # the nyud profile renders ~1 frame/s even at 64x96
             "--runs-dir", str(tmp / "runs"), "--results-dir", str(tmp / "res"), "--real-data", str(tmp / "no_frames"),
             "--reference", "none", "--workers", "0", "--eval-frames", "1",
             "--set", "train.iterations=4", "--set", "data.input_size=[64, 96]", "--set", "data.canonical_focal=77.8287",
