@@ -70,6 +70,11 @@ class ExposureConfig(_Effect):
     _r = _range(0.01)
 
 
+class VignettingConfig(_Effect):
+    strength: tuple[float, float] = (0.1, 0.4)  # fraction of the light lost in the image corners (radial, squared)
+    _r = _range(0.0, 0.95)
+
+
 class WhiteBalanceConfig(_Effect):
     gain: tuple[float, float] = (0.8, 1.2)  # per-channel (R, G, B) linear gains, drawn independently
     _r = _range(0.01)
@@ -93,13 +98,14 @@ class AugmentConfig(StrictModel):
     hflip: bool = True  # horizontal flip; normals' x component is negated
     photometric: bool = True  # brightness / contrast / saturation / hue jitter
     # Sim-to-real camera effects on the image only (ground truth untouched), after the ones above, in the order a
-    # camera applies them: defocus / motion blur, exposure, white balance and sensor noise on linear intensity,
-    # then the tone curve (gamma), saturation, JPEG. Each is off (p = 0) by default; see
+    # camera applies them: defocus / motion blur, exposure, vignetting, white balance and sensor noise on linear
+    # intensity, then the tone curve (gamma), saturation, JPEG. Each is off (p = 0) by default; see
     # mtlsi_core.data.transforms.SensorAugment. A random focal length (intrinsics jitter) is scale_range: a zoom
     # by s is the camera with focal s x canonical_focal, and depth is divided by s accordingly.
     defocus_blur: DefocusBlurConfig = Field(default_factory=DefocusBlurConfig)
     motion_blur: MotionBlurConfig = Field(default_factory=MotionBlurConfig)
     exposure: ExposureConfig = Field(default_factory=ExposureConfig)
+    vignetting: VignettingConfig = Field(default_factory=VignettingConfig)
     white_balance: WhiteBalanceConfig = Field(default_factory=WhiteBalanceConfig)
     sensor_noise: SensorNoiseConfig = Field(default_factory=SensorNoiseConfig)
     saturation: SaturationConfig = Field(default_factory=SaturationConfig)

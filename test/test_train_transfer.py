@@ -97,6 +97,10 @@ def test_exposure_white_balance_saturation_as_specified():
     wb = apply_sensor_effects(img, {"white_balance": np.array([1.2, 1.0, 0.8], np.float32)}).astype(int)
     assert (wb[..., 0] >= img[..., 0]).all() and (wb[..., 2] <= img[..., 2]).all()
     assert np.abs(wb[..., 1] - img[..., 1]).max() <= 1
+    flat = np.full((33, 45, 3), 200, np.uint8)
+    vig = apply_sensor_effects(flat, {"vignetting": 0.4}).astype(int)
+    assert (vig[16, 22] == 200).all() and (vig[0, 0] < 200).all() and (vig <= 200).all()
+    assert list(((vig[0, 0] / 255) ** 2.2) / ((200 / 255) ** 2.2)) == pytest.approx([0.6] * 3, abs=0.02)  # -40 %
     grey = apply_sensor_effects(img, {"saturation": 0.0})
     assert np.abs(grey[..., 0].astype(int) - grey[..., 2]).max() <= 1 and np.abs(grey[..., 0].astype(int) - grey[..., 1]).max() <= 1
     s = sensor(saturation=1.0)

@@ -6,10 +6,10 @@ random rescale (scale drawn uniformly from ``augment.scale_range``; depth divide
 to the input size (retrying up to 10 times so that no class covers more than 75 % of the labelled pixels, as
 the peers' ``cat_max_ratio=0.75``), horizontal flip (normals' x negated), photometric distortion of the image
 (brightness +-32, contrast 0.5-1.5, saturation 0.5-1.5, hue +-18 degrees of OpenCV's 180, each with
-probability 0.5), optionally sim-to-real camera effects on the image (``SensorAugment``: blur, exposure, white
-balance, sensor noise, gamma, saturation, JPEG; off by default), ImageNet normalisation, then padding (centred,
-as the peers' PadImage) to the input size with 0 for the normalised image (= the mean colour) and each task's
-``ignore_value`` for its ground truth.
+probability 0.5), optionally sim-to-real camera effects on the image (``SensorAugment``: blur, exposure,
+vignetting, white balance, sensor noise, gamma, saturation, JPEG; off by default), ImageNet normalisation, then
+padding (centred, as the peers' PadImage) to the input size with 0 for the normalised image (= the mean colour)
+and each task's ``ignore_value`` for its ground truth.
 
 Evaluation: no randomness; an image larger than the input size is first downscaled, keeping its aspect, to fit;
 then it is padded. ``meta["valid_box"]`` = (top, left, bottom, right) of the image inside the padded input
@@ -150,8 +150,8 @@ class SensorAugment:
     """Sim-to-real camera effects on a uint8 RGB training image (``data.augment``'s defocus_blur ... jpeg sections).
 
     Each effect ``name`` is applied with probability ``p[name]`` and parameters drawn uniformly from its ranges, in
-    the order a camera applies them: the optics (Gaussian defocus, motion streak of random direction) and the
-    sensor (exposure gain, per-channel white-balance gain, shot + read noise) on linear intensity (the image
+    the order a camera applies them: the optics (Gaussian defocus, motion streak of random direction, vignetting)
+    and the sensor (exposure gain, per-channel white-balance gain, shot + read noise) on linear intensity (the image
     decoded with the sRGB-like power 2.2), then the tone curve (re-encoded with 1 / 2.2 times a random gamma),
     the chroma (saturation scale about the luminance, or grey), and JPEG re-compression. Only the image changes:
     none of these moves a pixel or scales a depth. An effect with p = 0 draws no random number, so with all of
@@ -163,6 +163,7 @@ class SensorAugment:
     motion_length: tuple[float, float] = (3.0, 9.0)
     exposure_gain: tuple[float, float] = (0.6, 1.6)
     gamma: tuple[float, float] = (0.8, 1.25)
+    vignetting: tuple[float, float] = (0.1, 0.4)
     wb_gain: tuple[float, float] = (0.8, 1.2)
     shot: tuple[float, float] = (0.0, 0.01)
     read: tuple[float, float] = (0.0, 0.01)
@@ -170,7 +171,8 @@ class SensorAugment:
     grayscale: float = 0.0
     jpeg_quality: tuple[int, int] = (40, 95)
 
-    EFFECTS = ("defocus_blur", "motion_blur", "exposure", "white_balance", "sensor_noise", "saturation", "jpeg")
+    EFFECTS = ("defocus_blur", "motion_blur", "exposure", "vignetting", "white_balance", "sensor_noise", "saturation",
+               "jpeg")
 
     @classmethod
     def from_config(cls, a) -> "SensorAugment":
@@ -178,6 +180,7 @@ class SensorAugment:
         return cls(p={e: float(getattr(a, e).p) for e in cls.EFFECTS},
                    defocus_sigma=tuple(a.defocus_blur.sigma), motion_length=tuple(a.motion_blur.length),
                    exposure_gain=tuple(a.exposure.gain), gamma=tuple(a.exposure.gamma),
+                   vignetting=tuple(a.vignetting.strength),
                    wb_gain=tuple(a.white_balance.gain), shot=tuple(a.sensor_noise.shot),
                    read=tuple(a.sensor_noise.read), saturation=tuple(a.saturation.scale),
                    grayscale=float(a.saturation.grayscale), jpeg_quality=tuple(a.jpeg.quality))
@@ -200,6 +203,8 @@ class SensorAugment:
             out["motion_blur"] = (float(rng.uniform(*self.motion_length)), float(rng.uniform(0.0, np.pi)))
         if on("exposure"):
             out["exposure"] = (float(rng.uniform(*self.exposure_gain)), float(rng.uniform(*self.gamma)))
+        if on("vignetting"):
+            out["vignetting"] = float(rng.uniform(*self.vignetting))
         if on("white_balance"):
             out["white_balance"] = rng.uniform(*self.wb_gain, size=3).astype(np.float32)
         if on("sensor_noise"):
@@ -236,11 +241,20 @@ def motion_kernel(length: float, angle: float) -> np.ndarray:
     return kern / kern.sum()
 
 
+def vignette(shape: tuple[int, int], strength: float) -> np.ndarray:
+    """Radial light falloff (H, W): 1 at the centre, 1 - strength in the corners (quadratic in the radius)."""
+    h, w = shape
+    y = (np.arange(h, dtype=np.float32) - (h - 1) / 2) / max((h - 1) / 2, 1)
+    x = (np.arange(w, dtype=np.float32) - (w - 1) / 2) / max((w - 1) / 2, 1)
+    r2 = (y[:, None] ** 2 + x[None, :] ** 2) / 2.0
+    return (1.0 - np.float32(strength) * r2).astype(np.float32)
+
+
 def apply_sensor_effects(img: np.ndarray, fx: Mapping[str, object]) -> np.ndarray:
     """Apply the effects ``SensorAugment.draw`` chose to a uint8 RGB image; returns a new uint8 RGB image."""
     if not fx:
         return img
-    linear_fx = ("defocus_blur", "motion_blur", "exposure", "white_balance", "sensor_noise")
+    linear_fx = ("defocus_blur", "motion_blur", "exposure", "vignetting", "white_balance", "sensor_noise")
     out = img
     if any(k in fx for k in linear_fx):
         lin = np.power(img.astype(np.float32) * np.float32(1.0 / 255.0), np.float32(2.2))
@@ -253,6 +267,8 @@ def apply_sensor_effects(img: np.ndarray, fx: Mapping[str, object]) -> np.ndarra
         if "exposure" in fx:
             gain, gamma = fx["exposure"]
             lin = lin * np.float32(gain)
+        if "vignetting" in fx:
+            lin = lin * vignette(lin.shape[:2], float(fx["vignetting"]))[:, :, None]
         if "white_balance" in fx:
             lin = lin * np.asarray(fx["white_balance"], np.float32)
         if "sensor_noise" in fx:
