@@ -20,7 +20,8 @@ def smoke_args(tmp: Path, *extra: str) -> list[str]:
             "--profile", "basic",  # the nyud profile renders ~1 frame/s even at 64x96
             "--runs-dir", str(tmp / "runs"), "--results-dir", str(tmp / "res"), "--real-data", str(tmp / "no_frames"),
             "--reference", "none", "--workers", "0", "--eval-frames", "1",
-            "--set", "train.iterations=4", "--set", "data.input_size=[64, 96]", "--set", "data.canonical_focal=77.8287",
+            "--set", "train.iterations=4", "--set", "data.input_size=[64, 96]",
+            "--set", "data.canonical_focal=77.8287",
             "--set", "model.backbone.pretrained=false", "--set", "train.checkpoint_every=2", "--set", "train.eval_every=2",
             "--set", "train.batch_size=2", "--set", "model.distiller.num_tokens=8", *extra]
 

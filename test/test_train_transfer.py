@@ -26,8 +26,10 @@ def scene(h: int = 48, w: int = 64, seed: int = 0) -> tuple[np.ndarray, dict[str
     base = 60 + 120 * xx / w + 40 * (((yy // 4) + (xx // 4)) % 2)
     img = np.stack([base, base * 0.8 + 20, 200 - base * 0.5], -1).clip(0, 255).astype(np.uint8)
     n = rng.normal(size=(h, w, 3)).astype(np.float32)
-    gt = {"semseg": rng.integers(0, 40, (h, w)).astype(np.uint8), "depth": rng.uniform(0.5, 5, (h, w)).astype(np.float32),
-          "normals": n / np.linalg.norm(n, axis=-1, keepdims=True), "edge": (rng.random((h, w)) < 0.1).astype(np.float32)}
+    gt = {"semseg": rng.integers(0, 40, (h, w)).astype(np.uint8),
+          "depth": rng.uniform(0.5, 5, (h, w)).astype(np.float32),
+          "normals": n / np.linalg.norm(n, axis=-1, keepdims=True),
+          "edge": (rng.random((h, w)) < 0.1).astype(np.float32)}
     return img, gt
 
 
@@ -102,7 +104,8 @@ def test_exposure_white_balance_saturation_as_specified():
     assert (vig[16, 22] == 200).all() and (vig[0, 0] < 200).all() and (vig <= 200).all()
     assert list(((vig[0, 0] / 255) ** 2.2) / ((200 / 255) ** 2.2)) == pytest.approx([0.6] * 3, abs=0.02)  # -40 %
     grey = apply_sensor_effects(img, {"saturation": 0.0})
-    assert np.abs(grey[..., 0].astype(int) - grey[..., 2]).max() <= 1 and np.abs(grey[..., 0].astype(int) - grey[..., 1]).max() <= 1
+    g = grey.astype(int)
+    assert np.abs(g[..., 0] - g[..., 2]).max() <= 1 and np.abs(g[..., 0] - g[..., 1]).max() <= 1
     s = sensor(saturation=1.0)
     s = SensorAugment(**{**s.__dict__, "grayscale": 1.0})
     assert s.draw(np.random.default_rng(0))["saturation"] == 0.0
@@ -272,7 +275,8 @@ def test_efficientnet_lite2_builds_and_loads_its_imagenet_weights():
     sd = torch.load(path, map_location="cpu", weights_only=True)
     loaded = build_backbone(BackboneConfig(name="efficientnet_lite2", pretrained=True))
     assert torch.equal(loaded.stem[0].weight, sd["_conv_stem.weight"])
-    assert torch.equal(loaded.blocks[-1]._project_conv.weight, sd[f"_blocks.{len(loaded.blocks) - 1}._project_conv.weight"])
+    last = len(loaded.blocks) - 1
+    assert torch.equal(loaded.blocks[-1]._project_conv.weight, sd[f"_blocks.{last}._project_conv.weight"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -307,4 +311,5 @@ def test_recipe_options_keep_the_bit_exact_resume(tmp_path):
     init = build_model(cfg).state_dict()
     assert torch.equal(a["backbone.stem.0.weight"], init["backbone.stem.0.weight"])
     assert all(torch.equal(a[k], init[k]) for k in init if k.startswith("backbone.") and "running" in k)
-    assert not torch.equal(a["backbone.blocks.15._project_conv.weight"], init["backbone.blocks.15._project_conv.weight"])
+    key = "backbone.blocks.15._project_conv.weight"  # the last stage trains (slowly)
+    assert not torch.equal(a[key], init[key])
