@@ -7,18 +7,21 @@ val split (model selection) and on the real NYUDv2 frames (test set, report only
     tail -f runs/transfer/synth_transfer_lite0/transfer.log
     # a report of where the run stands now (stops at 2000 iterations; the same command without it goes on)
     python benchmarks/transfer.py --threads 2 --workers 0 --max-iterations 2000
-    # a smoke test (seconds): tiny data, 10 iterations at 64x96
-    python benchmarks/transfer.py --data /tmp/tr/data --num-train 8 --num-val 2 --size 64x96 --runs-dir /tmp/tr/runs \\
-        --results-dir /tmp/tr/res --set train.iterations=10 --set data.input_size=[64,96] --eval-frames 1
+    # a smoke test (a minute): tiny data, 10 iterations at 64x96 (fx of 96-wide frames: 77.8287 px)
+    python benchmarks/transfer.py --data /tmp/tr/data --num-train 8 --num-val 2 --size 64x96 --profile basic \
+        --runs-dir /tmp/tr/runs --results-dir /tmp/tr/res --set train.iterations=10 --set data.input_size=[64,96] \
+        --set data.canonical_focal=77.8287 --set model.backbone.pretrained=false --eval-frames 1 --workers 0
 
 What it does: generates the synthetic set when ``--data`` lacks it (``mtlsi-synth``'s generator, ``--profile``
-nyud by default: the NYUDv2-like rooms; the learning proof's stamp), trains ``--config`` in ``<runs-dir>/<config name>`` with the Trainer (``--resume auto``: a kill
-loses at most ``train.checkpoint_every`` iterations; a run folder of other settings is refused), appending progress
-to ``transfer.log`` there. When this invocation's training stops (the end of the schedule, or ``--max-iterations``)
-it scores, on the whole synthetic val split, ``best.pt`` (the Trainer's best synthetic-val evaluation: the model
-this recipe selects), ``last.pt`` and, for comparison, the shipped model (``--reference``); then the selected model
-and the shipped one on the real frames of ``--real-data`` (``benchmarks/real_frames.py``'s scoring, as the node runs
-a model). The real frames are never trained on and never select anything. Writes
+nyud by default: the NYUDv2-like rooms; the learning proof's stamp; a folder that holds a set is never
+overwritten: one made by ``mtlsi-synth`` is used as it is), trains ``--config`` in ``<runs-dir>/<config name>``
+with the Trainer (``--resume auto``: a kill loses at most ``train.checkpoint_every`` iterations; a run folder of
+other settings, or one that another live process trains, is refused), appending progress to ``transfer.log``
+there. When this invocation's training stops (the end of the schedule, or ``--max-iterations``) it scores, on the
+whole synthetic val split, ``best.pt`` (the Trainer's best synthetic-val evaluation: the model this recipe
+selects), ``last.pt`` and, for comparison, the shipped model (``--reference``); then the selected model and the
+shipped one on the real frames of ``--real-data`` (``benchmarks/real_frames.py``'s scoring, as the node runs a
+model). The real frames are never trained on and never select anything. Writes
 ``<results-dir>/transfer_<config>.json`` and ``.md`` (atomically) with the figures, the issue-10 targets met or
 missed, the machine and the command; the real frames' contact sheets stay in the run folder (thumbnails of the
 real frames: not for git). What it may touch: the data folder, the run folder and those two result files.
@@ -96,18 +99,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class DataFolderError(ValueError):
+    """``--data`` holds a data set made with other settings; it is not overwritten."""
+
+
 def ensure_data(root: Path, num_train: int, num_val: int, size: tuple[int, int], seed: int,
                 workers: int | None, profile: str = "basic") -> dict[str, Any]:
     """``learning_proof.ensure_data`` (same stamp: a basic-profile folder made by one is reused by the other) with
-    the generator profile and the number of generator processes (None: the generator's default)."""
+    the generator profile and the number of generator processes (None: the generator's default).
+
+    A folder that already holds a data set is never overwritten: one made by ``mtlsi-synth`` (no stamp) is used
+    as it is (its camera.json says how it was made), one stamped with other settings is an error."""
     from mtlsi_core.data import synth
 
     spec: dict[str, Any] = {"num_train": num_train, "num_val": num_val, "size": list(size), "seed": seed}
     if profile != "basic":
         spec["profile"] = profile
     stamp = root / "learning_proof_data.json"
-    if stamp.is_file() and json.loads(stamp.read_text()).get("spec") == spec:
-        return spec
+    if stamp.is_file():
+        made = json.loads(stamp.read_text()).get("spec")
+        if made == spec:
+            return spec
+        raise DataFolderError(f"{root} holds a synthetic set made with {made}, not {spec}: pass those settings, "
+                              "another --data folder, or remove it")
+    if (root / "gt_sets" / "train.txt").is_file():
+        try:
+            cam = json.loads((root / "camera.json").read_text())
+        except (OSError, ValueError):
+            cam = {}
+        log.info("%s: an existing data set (not made by this script), used as it is", root)
+        return {"existing": True, "profile": cam.get("profile"), "seed": cam.get("seed"),
+                "size": [cam.get("height"), cam.get("width")]}
     t0 = time.perf_counter()
     kw: dict[str, Any] = {} if workers is None else {"workers": workers}
     if profile != "basic":
@@ -307,7 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.background:
             return start_background(args, argv)
         return run(args, argv)
-    except (ConfigError, CheckpointError, DatasetError, TrainingError, FileNotFoundError, RunBusyError) as e:
+    except (ConfigError, CheckpointError, DatasetError, TrainingError, FileNotFoundError, RunBusyError,
+            DataFolderError) as e:
         print(f"transfer: error: {e}", file=sys.stderr)
         return 2
 

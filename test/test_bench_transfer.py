@@ -22,7 +22,8 @@ def smoke_args(tmp: Path, *extra: str) -> list[str]:
             "--reference", "none", "--workers", "0", "--eval-frames", "1",
             "--set", "train.iterations=4", "--set", "data.input_size=[64, 96]",
             "--set", "data.canonical_focal=77.8287",
-            "--set", "model.backbone.pretrained=false", "--set", "train.checkpoint_every=2", "--set", "train.eval_every=2",
+            "--set", "model.backbone.pretrained=false", "--set", "train.checkpoint_every=2",
+            "--set", "train.eval_every=2",
             "--set", "train.batch_size=2", "--set", "model.distiller.num_tokens=8", *extra]
 
 
@@ -79,3 +80,17 @@ def test_a_run_folder_in_use_is_refused(tmp_path, capsys):
         other.wait()
     (run / "transfer.pid").write_text(f"{other.pid}\n")  # a dead process's file does not block
     assert transfer.running_pid(run) is None
+
+
+def test_a_data_folder_is_never_overwritten(tmp_path):
+    from mtlsi_core.data.synth import write_dataset
+
+    made = tmp_path / "made"
+    write_dataset(made, num_train=2, num_val=1, seed=3, size=(64, 96), workers=1)  # mtlsi-synth's way: no stamp
+    before = sorted(p.name for p in (made / "images").iterdir())
+    spec = transfer.ensure_data(made, 20, 5, (64, 96), 0, 1, "basic")
+    assert spec["existing"] and spec["seed"] == 3 and sorted(p.name for p in (made / "images").iterdir()) == before
+    stamped = tmp_path / "stamped"
+    assert transfer.ensure_data(stamped, 2, 1, (64, 96), 0, 1, "basic")["num_train"] == 2
+    with pytest.raises(transfer.DataFolderError, match="made with"):
+        transfer.ensure_data(stamped, 3, 1, (64, 96), 0, 1, "basic")
