@@ -503,7 +503,7 @@ class RoomBuilder(_Builder):
         wx, wy = WALLS[code]
         x, y, _ = self.wall_pose(code, s, 0.0)
         pos = np.array([x - wx * 0.35, y - wy * 0.35, z + h * 0.7])
-        inward = np.array([-wx, -wy, -rng_down(self.rng)])
+        inward = np.array([-wx, -wy, -_window_tilt(self.rng)])
         self.lights.append(RoomLight(float(self.rng.uniform(1.0, 2.5)), position=pos,
                                      colour=DAYLIGHT * self.rng.uniform(0.95, 1.05, 3).astype(np.float32),
                                      axis=inward / np.linalg.norm(inward), lobe=1.5, reach=3.0))
@@ -552,7 +552,8 @@ class RoomBuilder(_Builder):
                                          reach=float(self.rng.uniform(2.0, 3.5))))
 
 
-def rng_down(rng: np.random.Generator) -> float:
+def _window_tilt(rng: np.random.Generator) -> float:
+    """Downward component of a window light's axis (daylight comes in from above the horizon)."""
     return float(rng.uniform(0.1, 0.5))
 
 
