@@ -214,6 +214,33 @@ def _armchair(rng, w, d, h):
     return parts, []
 
 
+def _stool(rng, w, d, h):
+    return [("cyl", (0.0, 0.0, h - 0.025), (w / 2, 0.025), 0)] + _legs_of(w * 0.7, h - 0.05, 0.025), []
+
+
+def _legs_of(w, z_top, s):
+    e = w / 2 - s / 2
+    return [("box", (sx * e, sy * e, z_top / 2), (s / 2, s / 2, z_top / 2), 1) for sx in (-1, 1) for sy in (-1, 1)]
+
+
+def _radiator(rng, w, d, h):
+    """Panel radiator on short feet (its fins are the texture's vertical stripes)."""
+    return [("box", (0.0, 0.0, 0.08 + (h - 0.08) / 2), (w / 2, d / 2, (h - 0.08) / 2), 0),
+            ("box", (-w / 2 + 0.05, 0.0, 0.04), (0.015, d / 2, 0.04), 1),
+            ("box", (w / 2 - 0.05, 0.0, 0.04), (0.015, d / 2, 0.04), 1)], []
+
+
+def _appliance(rng, w, d, h):
+    """Dishwasher / washing machine: a white box with a door panel and a control strip."""
+    return [("box", (0.0, 0.0, h / 2), (w / 2, d / 2, h / 2), 0),
+            ("box", (0.0, -d / 2 - 0.005, h * 0.45), (w / 2 - 0.02, 0.005, h * 0.4), 0),
+            ("box", (0.0, -d / 2 - 0.006, h - 0.06), (w / 2 - 0.02, 0.006, 0.04), 1)], []
+
+
+def _flat(rng, w, d, h):
+    return [("box", (0.0, 0.0, h / 2), (w / 2, d / 2, h / 2), 0)], []
+
+
 T = ObjectType
 WOODS, ANYC = tuple(WOOD + ANY), tuple(ANY)
 WHITE = (0, 1, 2, 3)
@@ -268,13 +295,22 @@ NYUD_TYPES: dict[str, ObjectType] = {**TYPES, **{
         [("box", (0.0, 0.0, h / 2), (w / 2, d / 2, h / 2), 0)], []), ANYC, ("fabric", "stripes")),
     "shower curtain": T("shower curtain", (0.8, 1.6), (0.02, 0.05), (1.6, 1.9), lambda r, w, d, h: (
         [("box", (0.0, 0.0, h / 2), (w / 2, d / 2, h / 2), 0)], []), ANYC, ("folds", "stripes")),
+    "stool": T("otherfurniture", (0.3, 0.42), (0.3, 0.42), (0.45, 0.75), _stool, WOODS + (5, 6), ("wood", "plain"),
+               square=True),
+    "ottoman": T("otherfurniture", (0.4, 0.8), (0.4, 0.6), (0.35, 0.48), _flat, ANYC, ("leather", "fabric")),
+    "radiator": T("otherstructure", (0.6, 1.4), (0.08, 0.12), (0.45, 0.7), _radiator, (0, 1, 3), ("stripes",)),
+    "column": T("otherstructure", (0.25, 0.6), (0.2, 0.45), (2.2, 3.5), _flat, (0, 1, 2, 3), ("plaster", "plain")),
+    "appliance": T("otherfurniture", (0.58, 0.62), (0.58, 0.62), (0.82, 0.88), _appliance, (0, 1, 3),
+                   ("plain", "metal")),
+    "wall plate": T("otherprop", (0.07, 0.12), (0.01, 0.015), (0.07, 0.12), _flat, (0, 1, 2), ("plain",)),
+    "clock": T("otherprop", (0.25, 0.4), (0.03, 0.05), (0.25, 0.4), _flat, (0, 5, 6, 9), ("poster",)),
     "ceiling light": T("lamp", (0.25, 0.5), (0.25, 0.5), (0.04, 0.12), _cylinder, (0, 2), ("plain",), square=True),
 }}
 # small items that go on supports, by the support's kind
-ON_DESK = ("monitor", "keyboard", "paper", "paper", "books", "table lamp", "bottle", "box", "bag")
-ON_TABLE = ("books", "paper", "bottle", "plant", "box", "table lamp", "clothes")
-ON_COUNTER = ("bottle", "bottle", "box", "paper", "plant", "books")
-ON_DRESSER = ("table lamp", "books", "box", "bottle", "television", "clothes", "plant")
+ON_DESK = ("monitor", "keyboard", "paper", "paper", "books", "table lamp", "bottle", "box", "bag", "vase")
+ON_TABLE = ("books", "paper", "bottle", "plant", "box", "table lamp", "clothes", "vase", "small ball")
+ON_COUNTER = ("bottle", "bottle", "box", "paper", "plant", "books", "vase", "bin")
+ON_DRESSER = ("table lamp", "books", "box", "bottle", "television", "clothes", "plant", "vase")
 
 
 @dataclass(frozen=True)
@@ -591,7 +627,7 @@ def _kitchen(b: RoomBuilder) -> None:
     wall = int(b.rng.choice([1, 2, 3]))
     along = b._along(wall)
     s = 0.0
-    pieces = ["counter", "stove", "counter", "refridgerator", "counter"]
+    pieces = ["counter", "stove", "counter", "refridgerator", "counter"] + (["appliance"] if b.rng.random() < 0.5 else [])
     b.rng.shuffle(pieces)
     for name in pieces:
         w, d, h = b.size_of(name)
@@ -732,7 +768,7 @@ def _chairs_of_last_table(b: RoomBuilder, table=None) -> None:
     b._chairs_around(x, y, w, d, yaw)
 
 
-CLUTTER = ("box", "bag", "clothes", "books", "bottle", "clutter", "small box", "ball", "bin")
+CLUTTER = ("box", "bag", "clothes", "books", "bottle", "bin", "bin", "plant", "vase", "small box", "ball", "clutter")
 
 
 def _clutter(b: RoomBuilder, lo: int, hi: int) -> None:
@@ -745,6 +781,28 @@ def _wall_items(b: RoomBuilder, counts: dict[str, tuple[int, int]]) -> None:
     for name, (lo, hi) in counts.items():
         for _ in range(int(b.rng.integers(lo, hi + 1))):
             b.wall_item(name)
+
+
+def _extras(b: RoomBuilder, room_type: str) -> None:
+    """What every kind of room has a little of: columns and radiators (other structure), stools and ottomans (other
+    furniture), switches, sockets and clocks on the walls (other props)."""
+    if b.rng.random() < 0.4:
+        w, d, _ = b.size_of("column")
+        b.against_wall("column", size=(w, d, float(b.room[2])), keepout=0.5)
+    if b.rng.random() < 0.5:
+        b.against_wall("radiator", keepout=0.5)
+    seats = {"kitchen": ("stool", 0.5), "living room": ("ottoman", 0.4), "bedroom": ("ottoman", 0.2),
+             "office": ("stool", 0.15), "classroom": ("stool", 0.2)}.get(room_type)
+    if seats and b.rng.random() < seats[1]:
+        for _ in range(int(b.rng.integers(1, 3))):
+            b.anywhere(seats[0])
+    for _ in range(int(b.rng.integers(1, 4))):  # switches and sockets
+        w, d, h = b.size_of("wall plate")
+        z = float(b.rng.choice([0.3, 1.1])) + float(b.rng.uniform(-0.02, 0.02))
+        b.against_wall("wall plate", size=(w, d, h), z=z, tries=4)
+    if b.rng.random() < 0.3:
+        w, d, h = b.size_of("clock")
+        b.against_wall("clock", size=(w, d, w), z=float(b.rng.uniform(1.8, 2.1)), tries=4)
 
 
 RECIPES = {"bedroom": _bedroom, "kitchen": _kitchen, "living room": _living_room, "bathroom": _bathroom,
@@ -785,6 +843,7 @@ def sample_room(rng: np.random.Generator, room_type: str | None = None) -> RoomS
     cam_pos = camera_position(rng, room)
     b = RoomBuilder(rng, room, cam_pos[:2])
     RECIPES[room_type](b)
+    _extras(b, room_type)
     R_wc = camera_rotation(rng, room, cam_pos, b.footprints)
     warm = rng.random() < (0.3 if room_type in ("office", "classroom") else 0.7)
     b.ceiling_lights(int(rng.integers(1, 3)) + (2 if room_type == "classroom" else 0), WARM if warm else COOL)
