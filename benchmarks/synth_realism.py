@@ -214,7 +214,7 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=synth.parse_size, default=(240, 320), help="render size of the synthetic frames")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "synth_realism.json")
-    ap.add_argument("--plot", type=Path, default=REPO / "benchmarks" / "results" / "synth_realism.png",
+    ap.add_argument("--plot", default=str(REPO / "benchmarks" / "results" / "synth_realism.png"),
                     help="histograms figure (statistics only, no real pixels); '' to skip")
     args = ap.parse_args(argv)
     if not args.real.is_dir():
@@ -261,8 +261,8 @@ def main(argv=None) -> int:
     doc["real"].update(r)
     atomic_write_bytes(args.out, (json.dumps(doc, indent=2) + "\n").encode())
     print(f"wrote {args.out}")
-    if str(args.plot):
-        plot(args.plot, {k: v for k, v in stats_by_profile.items() if k in synth.PROFILES}, real_s)
+    if args.plot:
+        plot(Path(args.plot), {k: v for k, v in stats_by_profile.items() if k in synth.PROFILES}, real_s)
         print(f"wrote {args.plot}")
     return 0
 
