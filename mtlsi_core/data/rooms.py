@@ -190,7 +190,7 @@ def _plant(rng, w, d, h):
     ph = h * rng.uniform(0.25, 0.4)
     parts = [("cyl", (0.0, 0.0, ph / 2), (w * 0.3, ph / 2), 1)]
     for _ in range(int(rng.integers(3, 7))):
-        r = w * rng.uniform(0.15, 0.3)
+        r = min(w * rng.uniform(0.15, 0.3), (h - ph) / 2)  # a low plant (h < w, e.g. under a shelf): smaller balls
         parts.append(("sph", (rng.uniform(-w, w) * 0.25, rng.uniform(-w, w) * 0.25, rng.uniform(ph + r, h - r)),
                       (r,), 0))
     return parts, []
