@@ -264,3 +264,38 @@ def zbuffer(prims: "list[Primitive]", room: np.ndarray, o: np.ndarray, R_wc: np.
         np.copyto(prim[sl], np.int16(k), where=closer)
         np.copyto(face[sl], f, where=closer)
     return depth, face, prim, rects
+
+
+ROOM_FRAME = Box(center=np.zeros(3))  # texture coordinates of the room faces: world coordinates
+
+
+def surface_slices(scene, depth: np.ndarray, prim: np.ndarray, face: np.ndarray, D: Planes, nprim: int):
+    """Visible pixels grouped by primitive, so that each primitive's texture is computed on one contiguous slice.
+
+    ``scene`` has ``cam_pos``, ``room_materials`` (by room face code) and ``parts`` (``.prim``, ``.material``).
+    Returns ``order`` (the stable sort of the pixels by primitive id: slice ``sl`` of the sorted pixels belongs to
+    primitive ``k``) and an iterator of ``(k, sl, frame, material, u, v)``: the primitive (or the room's frame) and
+    the texture coordinates of its pixels on their face's plane in the primitive's local frame."""
+    flat = prim.ravel()
+    order = np.argsort(flat, kind="stable")
+    counts = np.bincount(flat, minlength=nprim)
+    o = scene.cam_pos
+    t_s = depth.ravel()[order]
+    p_s = [float(o[i]) + t_s * D[i].ravel()[order] for i in range(3)]
+    axis_s = face.ravel()[order] >> 1
+
+    def slices():
+        start = 0
+        for k in range(nprim):
+            cnt = int(counts[k])
+            if cnt == 0:
+                continue
+            sl = slice(start, start + cnt)
+            start += cnt
+            frame, mat = (ROOM_FRAME, scene.room_materials[k]) if k < 6 else \
+                (scene.parts[k - 6].prim, scene.parts[k - 6].material)
+            qx, qy, qz = frame.to_local(p_s[0][sl], p_s[1][sl], p_s[2][sl])
+            ax = axis_s[sl]
+            yield k, sl, frame, mat, np.where(ax == 0, qy, qx), np.where(ax == 2, qy, qz)
+
+    return order, slices()

@@ -37,7 +37,7 @@ import numpy as np
 from mtlsi_core.checkpoint import atomic_write_bytes
 from mtlsi_core.data.io import FAST_PNG, limit_cv2_threads, worker_context, write_npy, write_png
 from mtlsi_core.data.materials import albedo
-from mtlsi_core.data.raycast import FACE_NORMALS, Box, zbuffer
+from mtlsi_core.data.raycast import FACE_NORMALS, surface_slices, zbuffer
 from mtlsi_core.data.scene import Scene, sample_scene
 
 # NYU Depth v2 toolbox, colour camera of the Kinect at 640 x 480: fx, fy, cx, cy (pixels).
@@ -46,7 +46,6 @@ DEFAULT_SIZE = (480, 640)
 PROFILES = ("basic", "nyud")  # generator profiles (see render_scene)
 NYUD_SUPERSAMPLE = 3  # the nyud profile shades 3 x 3 rays per pixel (odd: the centre ray is the pixel's)
 EDGE_DEPTH_JUMP = 0.10  # relative depth change between neighbours that counts as an occlusion boundary
-_ROOM_FRAME = Box(center=np.zeros(3))  # texture coordinates of the room faces: world coordinates
 
 
 @dataclass
@@ -162,27 +161,10 @@ def _shade(scene: Scene, depth, prim, face, n, D, xu, yv, vignette, nprim: int, 
     h, w = depth.shape
     R, o = scene.R_wc, scene.cam_pos
     # albedo: pixels sorted by primitive so each primitive's texture is computed on one contiguous slice
-    flat = prim.ravel()
-    order = np.argsort(flat, kind="stable")
-    counts = np.bincount(flat, minlength=nprim)
-    t_s = depth.ravel()[order]
-    p_s = [float(o[i]) + t_s * D[i].ravel()[order] for i in range(3)]
-    axis_s = face.ravel()[order] >> 1
-    alb_s = np.empty((flat.size, 3), np.float32)
+    order, slices = surface_slices(scene, depth, prim, face, D, nprim)
+    alb_s = np.empty((prim.size, 3), np.float32)
     emissive = np.zeros(nprim, np.float32)
-    start = 0
-    for k in range(nprim):
-        cnt = int(counts[k])
-        if cnt == 0:
-            continue
-        sl = slice(start, start + cnt)
-        start += cnt
-        frame, mat = (_ROOM_FRAME, scene.room_materials[k]) if k < 6 else \
-            (scene.parts[k - 6].prim, scene.parts[k - 6].material)
-        qx, qy, qz = frame.to_local(p_s[0][sl], p_s[1][sl], p_s[2][sl])
-        ax = axis_s[sl]
-        u = np.where(ax == 0, qy, qx)
-        v = np.where(ax == 2, qy, qz)
+    for k, sl, _frame, mat, u, v in slices:
         alb_s[sl] = albedo(mat, u, v)
         emissive[k] = mat.emissive
     alb = np.empty_like(alb_s)

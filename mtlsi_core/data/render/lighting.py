@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from mtlsi_core.data.raycast import Box, zbuffer
+from mtlsi_core.data.raycast import surface_slices, zbuffer
 from mtlsi_core.data.scene import Light
 from mtlsi_core.data.render.textures import TexMaterial, albedo
 
 SHADOW_MAP = 512  # texels per side of a light's shadow map
 SHADOW_FOV_DEG = 150.0
-_ROOM_FRAME = Box(center=np.zeros(3))  # texture coordinates of the room faces: world coordinates
 
 
 @dataclass
@@ -122,30 +121,12 @@ def ambient_occlusion(depth: np.ndarray, normals: np.ndarray, xu: np.ndarray, yv
 def surface_albedo(scene, depth, prim, face, D, nprim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-pixel albedo (H, W, 3), emission (H, W, 3), gloss and shininess (H, W) of the visible surfaces."""
     h, w = depth.shape
-    o = scene.cam_pos
-    flat = prim.ravel()
-    order = np.argsort(flat, kind="stable")
-    counts = np.bincount(flat, minlength=nprim)
-    t_s = depth.ravel()[order]
-    p_s = [float(o[i]) + t_s * D[i].ravel()[order] for i in range(3)]
-    axis_s = face.ravel()[order] >> 1
-    alb_s = np.empty((flat.size, 3), np.float32)
+    order, slices = surface_slices(scene, depth, prim, face, D, nprim)
+    alb_s = np.empty((prim.size, 3), np.float32)
     emit = np.zeros((nprim, 3), np.float32)
     gloss = np.zeros(nprim, np.float32)
     shiny = np.ones(nprim, np.float32)
-    start = 0
-    for k in range(nprim):
-        cnt = int(counts[k])
-        if cnt == 0:
-            continue
-        sl = slice(start, start + cnt)
-        start += cnt
-        frame, mat = (_ROOM_FRAME, scene.room_materials[k]) if k < 6 else \
-            (scene.parts[k - 6].prim, scene.parts[k - 6].material)
-        qx, qy, qz = frame.to_local(p_s[0][sl], p_s[1][sl], p_s[2][sl])
-        ax = axis_s[sl]
-        u = np.where(ax == 0, qy, qx)
-        v = np.where(ax == 2, qy, qz)
+    for k, sl, frame, mat, u, v in slices:
         extent = None
         if k >= 6:
             half = frame.half_extent_local()
