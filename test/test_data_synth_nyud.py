@@ -14,6 +14,7 @@ from mtlsi_core.data.raycast import Box, Cylinder, Sphere
 from mtlsi_core.data.render import lighting, sensor
 from mtlsi_core.data.render.textures import tex_material
 from mtlsi_core.data.scene import CLASS_ID, Part
+from synth_helpers import expected_boundaries
 
 REFERENCE = Path(__file__).parent / "data" / "synth_basic_reference.npz"
 SIZE = (60, 80)
@@ -99,14 +100,7 @@ def test_nyud_normals_floor_and_boundaries(nyud_frames):
             assert 1.0 - 1e-3 <= height <= 1.7 + 1e-3  # the nyud camera's height range
             assert np.abs((pts - pts.mean(0)) @ n).max() < 1e-3
             floors += 1
-        inst, d = f.instance, f.depth
-        change = np.zeros(inst.shape, bool)
-        for a, b in (((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
-                     ((slice(1, None), slice(None)), (slice(None, -1), slice(None)))):
-            c = (inst[a] != inst[b]) | (np.abs(d[a] - d[b]) > 0.1 * np.minimum(d[a], d[b]))
-            change[a] |= c
-            change[b] |= c
-        assert np.array_equal(f.edge.astype(bool), change)
+        assert np.array_equal(f.edge.astype(bool), expected_boundaries(f.instance, f.depth))
     assert floors >= 1
 
 
