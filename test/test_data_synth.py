@@ -126,7 +126,8 @@ def test_walls_are_planes_with_the_rendered_normal(frames):
 
 def test_boundaries_lie_on_label_or_depth_changes(frames):
     for f in frames:
-        assert np.array_equal(f.edge.astype(bool), expected_boundaries(f.instance, f.depth))
+        edge = f.edge.astype(bool)
+        assert np.array_equal(edge, expected_boundaries(f.instance, f.depth))
         # every label change is a boundary, and boundaries are thin (1-2 px)
         lab = f.semseg.astype(np.int16)
         lab_change = np.zeros_like(edge)
