@@ -178,6 +178,25 @@ def test_write_dataset_layout_and_worker_independence(tmp_path):
     assert np.array_equal(edge, f.edge * 255)
 
 
+def test_write_dataset_resumes_an_interrupted_run(tmp_path, monkeypatch):
+    root = tmp_path / "d"
+    synth.write_dataset(root, 4, seed=3, size=(32, 40), val_fraction=0.25, workers=1)
+    full = _read_tree(root)
+    # a kill: frame 2 lost its label map (written last), the split files are not there yet
+    (root / "segmentation" / "000002.png").unlink()
+    for f in ("train.txt", "val.txt"):
+        (root / "gt_sets" / f).unlink()
+    rendered = []
+    real = synth.render_scene
+    monkeypatch.setattr(synth, "render_scene", lambda seed, *a, **k: rendered.append(seed) or real(seed, *a, **k))
+    s = synth.write_dataset(root, 4, seed=3, size=(32, 40), val_fraction=0.25, workers=1)
+    assert s["kept"] == 3 and s["rendered"] == 1 and rendered == [synth.frame_seed(3, 2)]
+    assert _read_tree(root) == full
+    # other settings (here the seed) render every frame again
+    s = synth.write_dataset(root, 4, seed=4, size=(32, 40), val_fraction=0.25, workers=1)
+    assert s["kept"] == 0 and s["rendered"] == 4 and _read_tree(root) != full
+
+
 def test_write_dataset_train_val_counts_and_bad_arguments(tmp_path):
     s = synth.write_dataset(tmp_path / "d", num_train=3, num_val=2, seed=1, size=(32, 40), workers=1)
     assert (s["train"], s["val"]) == (3, 2)

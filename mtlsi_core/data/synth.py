@@ -293,6 +293,13 @@ def write_frame(out: str | os.PathLike, name: str, frame: SynthFrame) -> None:
     write_png(out / "segmentation" / f"{name}.png", seg)
 
 
+def frame_complete(out: str | os.PathLike, name: str) -> bool:
+    """Whether every file of frame ``name`` is in ``out`` (each is written atomically, the label map last)."""
+    out = Path(out)
+    return all((out / d / f"{name}{ext}").is_file() for d, ext in
+               (("images", ".png"), ("depth", ".npy"), ("normals", ".npy"), ("edge", ".png"), ("segmentation", ".png")))
+
+
 def _render_and_write(job: tuple[str, int, tuple[int, int], int, str]) -> float:
     """Render and write one frame; returns the CPU seconds it took in this process."""
     out, seed, size, index, profile = job
@@ -340,7 +347,9 @@ def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0,
     """Render frames into ``out`` (NYUD-MT layout) with the generator ``profile``. Returns a summary with the
     measured frame rate.
 
-    Either ``num`` frames, of which ``val_fraction`` go to val, or ``num_train`` + ``num_val`` frames.
+    Either ``num`` frames, of which ``val_fraction`` go to val, or ``num_train`` + ``num_val`` frames. Run again
+    into a folder of the same size, profile and seed (an interrupted run), it keeps the frames already complete and
+    renders the rest (frame i depends only on the seed and i).
     """
     check_profile(profile)
     size = _check_size(size)
@@ -362,9 +371,17 @@ def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0,
     for folder in FOLDERS:
         (out / folder).mkdir(parents=True, exist_ok=True)
     K = kinect_intrinsics(size)
-    atomic_write_bytes(out / "camera.json", json.dumps(camera_info(size, K, profile, seed), indent=2).encode())
+    info = camera_info(size, K, profile, seed)
+    # Resume: a folder whose camera.json says the same size, profile and seed holds frames of this very run (an
+    # interrupted one: the split files are written last); frames with all their files are kept, the rest rendered.
+    try:
+        same = json.loads((out / "camera.json").read_text()) == json.loads(json.dumps(info))
+    except (OSError, ValueError):
+        same = False
+    atomic_write_bytes(out / "camera.json", json.dumps(info, indent=2).encode())
+    todo = [i for i in range(num) if not (same and frame_complete(out, frame_name(i)))]
 
-    jobs = [(str(out), int(seed), size, i, profile) for i in range(num)]
+    jobs = [(str(out), int(seed), size, i, profile) for i in todo]
     t0 = time.perf_counter()
     done, cpu = 0, 0.0
     if workers == 1:
@@ -374,13 +391,15 @@ def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0,
         # fresh worker processes: forking a process whose OpenCV / OpenMP thread pools are running can deadlock
         pool = ProcessPoolExecutor(max_workers=workers, initializer=limit_cv2_threads, mp_context=worker_context())
         results = pool.map(_render_and_write, jobs, chunksize=max(1, min(8, num // (4 * workers))))
+    if progress and len(todo) < num:
+        print(f"  {num - len(todo)} of {num} frames already written by an interrupted run: kept", file=sys.stderr)
     try:
         for frame_cpu in results:
             cpu += frame_cpu
             done += 1
-            if progress and (done % 50 == 0 or done == num):
+            if progress and (done % 50 == 0 or done == len(todo)):
                 el = time.perf_counter() - t0
-                print(f"  {done}/{num} frames, {done / el:.1f} frames/s", file=sys.stderr, flush=True)
+                print(f"  {done}/{len(todo)} frames, {done / el:.1f} frames/s", file=sys.stderr, flush=True)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -389,9 +408,10 @@ def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0,
     train, val = split_names(num, val_fraction, num_val)  # written last: an interrupted run lists no missing frame
     atomic_write_bytes(out / "gt_sets" / "train.txt", "".join(f"{n}\n" for n in train).encode())
     atomic_write_bytes(out / "gt_sets" / "val.txt", "".join(f"{n}\n" for n in val).encode())
+    rendered = max(len(todo), 1)
     return {"out": str(out), "num": num, "train": len(train), "val": len(val), "size": list(size), "seed": seed,
-            "profile": profile, "workers": workers, "seconds": seconds, "frames_per_second": num / seconds,
-            "cpu_seconds_per_frame": cpu / num}
+            "profile": profile, "workers": workers, "rendered": len(todo), "kept": num - len(todo),
+            "seconds": seconds, "frames_per_second": rendered / seconds, "cpu_seconds_per_frame": cpu / rendered}
 
 
 def parse_size(text: str) -> tuple[int, int]:
