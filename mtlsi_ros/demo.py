@@ -8,7 +8,9 @@
 5. writes ``<out>/contact_sheet.png`` (input | segmentation | depth | normals | boundaries), ``<out>/summary.txt`` and
    ``<out>/summary.json``,
 6. streams a short camera trajectory through one room (``--map-frames``) and fuses the node's depth and segmentation
-   into a semantic 3D map (``mtlsi_ros.demo_map``): ``<out>/map.png`` beside the contact sheet, scores in the summary.
+   into a semantic 3D map (``mtlsi_ros.demo_map``): ``<out>/map.png`` beside the contact sheet, scores in the summary,
+7. with ``--real-data`` (a ``nyud_real_samples`` folder, where present), sends real NYUDv2 camera frames through the
+   node and scores its answers against their ground truth (``mtlsi_ros.demo_real``): ``<out>/real_frames.png``.
 
 Exit status 0 only when every frame was answered on every topic with the input's header.
 """
@@ -60,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the node to come up")
     p.add_argument("--map-frames", type=int, default=24,
                    help="frames of the camera trajectory mapped after the frames above (0: no map; default 24)")
+    p.add_argument("--real-data", default=os.environ.get("MTLSI_REAL_FRAMES", ""),
+                   help="a nyud_real_samples folder: its real NYUDv2 frames also go through the node and are scored "
+                        "(default $MTLSI_REAL_FRAMES; `make demo` passes ../shared/data/nyud_real_samples where present)")
     a = p.parse_args(argv)
     if a.map_frames < 0 or a.map_frames == 1:
         p.error("--map-frames must be 0 (no map) or at least 2")
@@ -254,6 +259,18 @@ def run(args: argparse.Namespace) -> int:
             small = min(args.size, (240, 320), key=lambda hw: hw[0] * hw[1])  # the map's frames: 240x320 at most
             mapping = run_sequence_map(client, out, FRAME_ID, seed=args.seed, frames=args.map_frames, size=small)
 
+        real, real_note = None, "real frames: not asked (--real-data)"
+        if args.real_data:  # real camera images through the same node, scored against their ground truth
+            from mtlsi_core.data.nyud_samples import has_frames
+
+            if has_frames(args.real_data):
+                from mtlsi_ros.demo_real import run_real_frames
+
+                print(f"[demo] streaming the real NYUDv2 frames of {args.real_data}", flush=True)
+                real = run_real_frames(client, out, FRAME_ID, Path(args.real_data))
+            else:
+                real_note = f"real frames: none at {args.real_data} (multitask/ or rgb_seg40/): skipped"
+
         lat = np.array(latencies) * 1000.0
         info = answers[0][CAMERA_INFO_TOPIC]
         summary = {
@@ -270,6 +287,7 @@ def run(args: argparse.Namespace) -> int:
             "runtime": _runtime_line(log_path),
             "camera": {"size": list(args.size), "rate_hz": args.rate, "seed": args.seed},
             "map": mapping,
+            "real_frames": real,
         }
         lines = [
             "mtlsi_ros demo: synthetic camera -> perception node (own process, DDS) -> outputs",
@@ -283,6 +301,12 @@ def run(args: argparse.Namespace) -> int:
         ] + [f"  {t:8s} {s['metric']:>10s}: network {s['network']:8.3f} | trivial {s['trivial']:8.3f}"
              for t, s in scores.items()] + [f"contact sheet: {out / 'contact_sheet.png'}"] + \
             (summary_lines(mapping) if mapping is not None else [])
+        if real is not None:
+            from mtlsi_ros.demo_real import summary_lines as real_lines
+
+            lines += real_lines(real)
+        else:
+            lines.append(real_note)
         text = "\n".join(lines) + "\n"
         atomic_write_bytes(out / "summary.txt", text.encode())
         atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2) + "\n").encode())

@@ -14,4 +14,9 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 # fragments over UDP loopback (config/fastdds_localhost_shm.xml explains).
 export FASTDDS_DEFAULT_PROFILES_FILE=${FASTDDS_DEFAULT_PROFILES_FILE:-$PWD/config/fastdds_localhost_shm.xml}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}  # no busy-waiting OpenMP threads on a shared CPU
-exec install/mtlsi_ros/lib/mtlsi_ros/mtlsi_demo --out demo_output "$@"
+# The real NYUDv2 frames of the development machines (evaluation only; absent on a user's machine: step skipped)
+REAL=()
+if [ -z "${MTLSI_REAL_FRAMES:-}" ] && [ -d ../shared/data/nyud_real_samples ]; then
+  REAL=(--real-data ../shared/data/nyud_real_samples)
+fi
+exec install/mtlsi_ros/lib/mtlsi_ros/mtlsi_demo --out demo_output "${REAL[@]}" "$@"

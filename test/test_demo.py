@@ -19,7 +19,7 @@ def test_demo_streams_frames_through_the_node_and_writes_its_outputs(tmp_path):
     demo = install / "mtlsi_ros" / "lib" / "mtlsi_ros" / "mtlsi_demo"
     env = ros_env(domain_id("demo"))
     cmd = (f"set +u; source {install}/setup.bash; exec {demo} --out {tmp_path / 'out'} --model {tiny_checkpoint()} "
-           f"--frames 3 --size 96x128 --rate 10")
+           f"--frames 3 --size 96x128 --rate 10 --real-data {tmp_path / 'no_real_frames'}")
     proc = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     out = tmp_path / "out"
@@ -35,6 +35,26 @@ def test_demo_streams_frames_through_the_node_and_writes_its_outputs(tmp_path):
     assert sheet is not None and sheet.shape[0] > 3 * 96 and sheet.shape[1] > 5 * 128
     assert "headers equal to the input's: yes" in (out / "summary.txt").read_text()
     assert summary["map"]["frames"] == 24 and cv2.imread(str(out / "map.png")) is not None  # the map step ran
+    assert summary["real_frames"] is None and "real frames: none at" in (out / "summary.txt").read_text()
+
+
+def test_demo_scores_real_frames_through_the_node(tmp_path, real_samples):
+    install = check_install()
+    demo = install / "mtlsi_ros" / "lib" / "mtlsi_ros" / "mtlsi_demo"
+    env = ros_env(domain_id("demo_real"))
+    cmd = (f"set +u; source {install}/setup.bash; exec {demo} --out {tmp_path / 'out'} --model {tiny_checkpoint()} "
+           f"--frames 1 --size 96x128 --map-frames 0 --real-data {real_samples}")
+    proc = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "out"
+    real = json.loads((out / "summary.json").read_text())["real_frames"]
+    assert len(real["frames"]) >= 2 and real["frames_per_task"]["depth"] and real["frames_per_task"]["semseg"]
+    for who in ("model", "baseline"):  # the node's answers and the trivial baselines, pooled
+        assert math.isfinite(real["pooled"][who]["depth"]["rmse_m"])
+        assert 0 <= real["pooled"][who]["semseg"]["pixel_acc"] <= 100
+    sheet = cv2.imread(str(out / "real_frames.png"))
+    assert sheet is not None and sheet.shape[0] >= len(real["frames"]) * 120
+    assert "real NYUDv2 frames through the node" in (out / "summary.txt").read_text()
 
 
 def test_demo_fails_clearly_on_a_missing_model(tmp_path):
