@@ -8,7 +8,7 @@ several cameras, list them in the ``cameras`` parameter of the config file inste
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
@@ -55,5 +55,8 @@ def generate_launch_description() -> LaunchDescription:
             ("camera_info", LaunchConfiguration("camera_info")),
         ],
         arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
+        # OpenMP threads that busy-wait take the CPU from ONNX Runtime's own pool (the CPU path of backend auto):
+        # PASSIVE unless the caller's environment says otherwise (mtlsi_core/runtime/onnx_runtime.py measures it)
+        additional_env={"OMP_WAIT_POLICY": EnvironmentVariable("OMP_WAIT_POLICY", default_value="PASSIVE")},
     )
     return LaunchDescription(args + [node])
