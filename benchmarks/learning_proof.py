@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interactions", nargs="+", default=["mqlfb", "none"])
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="extra config override for both runs")
+    p.add_argument("--interaction-set", dest="interaction_overrides", action="append", default=[],
+                   metavar="KEY=VALUE", help="config override for the runs with an interaction module only (the "
+                                             "refinement / distiller choices, which `none` does not have), e.g. the "
+                                             "ablation's chosen ones: model.refinement.coarse_residual=true")
     p.add_argument("--runs-dir", default=str(REPO / "runs" / "learning_proof"))
     p.add_argument("--results-dir", default=str(REPO / "benchmarks" / "results"))
     p.add_argument("--workers", type=int, default=None, help="data loader workers (default data.num_workers)")
@@ -222,8 +226,9 @@ def run_config(args: argparse.Namespace, interaction: str) -> Config:
         sets.append(f"train.iterations={args.iterations}")
     if args.batch_size is not None:
         sets.append(f"train.batch_size={args.batch_size}")
+    extra = [*args.overrides, *(getattr(args, "interaction_overrides", []) if interaction != "none" else [])]
     base = load_config(args.config, args.overrides)
-    cfg = load_config(args.config, [*sets, *args.overrides])
+    cfg = load_config(args.config, [*sets, *extra])
     if interaction == base.model.interaction:  # the config's own model keeps the config's name (demo weights)
         return cfg
     return cfg.model_copy(update={"name": f"{cfg.name}_{interaction}"})

@@ -62,3 +62,13 @@ def test_verdict_rule():
     assert lp.learned("depth", 0.5, {"constant": 1.0, "untrained": 3.0})[0]
     assert not lp.learned("depth", 0.8, {"constant": 1.0, "untrained": 3.0})[0]
     assert not lp.learned("edge", 42.0, {"constant": 3.0, "untrained": 40.0})[0]  # not 5 above the untrained net
+
+
+def test_interaction_overrides_reach_only_the_runs_with_an_interaction(tmp_path):
+    lp = _load_script()
+    args = lp.build_parser().parse_args(
+        ["--config", "synth_edge_lite0", "--data", str(tmp_path), "--set", "train.lr=1.0e-3",
+         "--interaction-set", "model.refinement.coarse_residual=true", "--interaction-set", "model.distiller.hidden=256"])
+    mq, none = lp.run_config(args, "mqlfb"), lp.run_config(args, "none")
+    assert mq.model.refinement.coarse_residual and mq.model.distiller.hidden == 256 and mq.train.lr == 1e-3
+    assert not none.model.refinement.coarse_residual and none.model.interaction == "none" and none.train.lr == 1e-3
