@@ -326,37 +326,15 @@ def markdown(doc: dict[str, Any]) -> str:
 
 
 def export_demo_weights(run: dict[str, Any], doc: dict[str, Any], path: Path, max_mb: float) -> dict[str, Any]:
-    from mtlsi_core.training.export_weights import export_weights
+    from mtlsi_core.training.export_weights import export_release
 
-    extra = {"learning_proof": {"command": doc["command"], "data": doc["data"], "headline": run["headline"],
-                                "constant": doc["constant"]["headline"], "date": doc["date"]}}
-    meta = export_weights(run["checkpoint"], path, fp16=False, extra_meta=extra)
-    if meta["size_bytes"] > max_mb * 2**20:
-        meta = export_weights(run["checkpoint"], path, fp16=True, extra_meta=extra)
-    if meta["size_bytes"] > max_mb * 2**20:
-        raise SystemExit(f"exported weights {path} are {meta['size_bytes'] / 2**20:.1f} MiB even in fp16 "
-                         f"(limit {max_mb} MiB)")
-    # the fp16 file must still score like the run (weights cast back to fp32 on load)
-    from mtlsi_core.models import load_model_from_checkpoint
-    from mtlsi_core.training import scoring
-    from mtlsi_core.training.evaluation import evaluate_model
-
-    model, cfg = load_model_from_checkpoint(path)
-    trainer = run["_trainer"]
-    check = evaluate_model(model, trainer.val_set, cfg.tasks, "cpu", batch_size=8)
-    side = {"weights": path.name, "dtype": meta["dtype"], "size_mib": round(meta["size_bytes"] / 2**20, 2),
-            "reproduce": doc["command"], "data": doc["data"], "train_seed": doc["seed"],
-            "iterations": run["iterations"], "headline_val": scoring.headline_metrics(check.metrics, cfg.tasks),
-            "headline_val_training_run": run["headline"], "constant_predictor": doc["constant"]["headline"],
-            "date": doc["date"], "machine": doc["machine"]}
-    atomic_write_bytes(path.with_suffix(".json"), json.dumps(side, indent=2).encode())
-    md = (f"# {path.name}\n\nMTLSI-Net ({cfg.model.backbone.name}, interaction {cfg.model.interaction}) trained on "
-          f"the synthetic set by `benchmarks/learning_proof.py`.\n\nReproduce:\n\n    {doc['command']}\n\n"
-          f"Synthetic data: {doc['data']}; training seed {doc['seed']}; {run['iterations']} iterations. "
-          f"Stored as {meta['dtype']} ({side['size_mib']} MiB).\n\nVal headline metrics of this file: "
-          + ", ".join(f"{t} {v:.4g}" for t, v in side["headline_val"].items()) + "\n")
-    atomic_write_bytes(path.with_suffix(".md"), md.encode())
-    return side
+    facts = {"data": doc["data"], "train_seed": doc["seed"], "iterations": run["iterations"],
+             "headline_val_training_run": run["headline"], "constant_predictor": doc["constant"]["headline"],
+             "date": doc["date"], "machine": doc["machine"]}
+    return export_release(run["checkpoint"], path, max_mb=max_mb, val_set=run["_trainer"].val_set,
+                          reproduce=doc["command"], facts=facts,
+                          about=f"trained on the synthetic set ({doc['data']}, training seed {doc['seed']}, "
+                                f"{run['iterations']} iterations) by `benchmarks/learning_proof.py`")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

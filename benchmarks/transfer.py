@@ -5,6 +5,8 @@ val split (model selection) and on the real NYUDv2 frames (test set, report only
     # the full run, in the background (nice 19), resumable: re-run the same command after a kill
     python benchmarks/transfer.py --background --threads 2 --workers 0
     tail -f runs/transfer/synth_transfer_lite0/transfer.log
+    # at the end of the schedule, ship the selected model (and its reproduce command) as the default one
+    python benchmarks/transfer.py --threads 2 --workers 0 --export-weights mtlsi_core/weights/synth_transfer_lite0.pt
     # a report of where the run stands now (stops at 2000 iterations; the same command without it goes on)
     python benchmarks/transfer.py --threads 2 --workers 0 --max-iterations 2000
     # a smoke test (a minute): tiny data, 10 iterations at 64x96 (fx of 96-wide frames: 77.8287 px)
@@ -96,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="model to compare with (default: the shipped one); 'none' to skip")
     p.add_argument("--background", action="store_true",
                    help="re-run this command detached at nice 19, output appended to <run>/transfer.log")
+    p.add_argument("--export-weights", type=Path, metavar="PATH",
+                   help="once the schedule is complete, ship the selected model here (fp32, fp16 if over --max-mb) "
+                        "with a .json / .md beside it: the reproduce command and its synthetic-val figures")
+    p.add_argument("--max-mb", type=float, default=25.0, help="size limit of the exported weights (MiB)")
     return p
 
 
@@ -422,6 +428,22 @@ def train_and_report(args: argparse.Namespace, argv: Sequence[str], cfg: Any, ou
         "real": real, "targets": check_targets(real.get("selected")),
         "reference_model": None if reference is None else str(reference),
     }
+    if args.export_weights is not None:
+        if result.iteration < cfg.train.iterations:
+            log.info("not exported: the schedule is at iteration %d of %d", result.iteration, cfg.train.iterations)
+        else:
+            from mtlsi_core.training.export_weights import export_release
+
+            facts = {"data": doc["data"], "iterations": result.iteration, "selected": doc["selected"],
+                     "best_iteration": doc["best_iteration"], "selection_rule": doc["selection_rule"],
+                     "real_frames": (real.get("selected") or {}).get("pooled"), "date": doc["date"],
+                     "machine": doc["machine"]}
+            reproduce = doc["command"].replace(" --background", "")
+            doc["exported"] = export_release(selected, args.export_weights, max_mb=args.max_mb,
+                                             val_set=trainer.val_set, reproduce=reproduce, facts=facts,
+                                             about=f"trained by the transfer recipe `{cfg.name}` on synthetic scenes "
+                                                   "only (`benchmarks/transfer.py`)", device=args.device)
+            log.info("exported %s (%s MiB)", args.export_weights, doc["exported"]["size_mib"])
     res = Path(args.results_dir)
     stem = f"transfer_{cfg.name}"
     atomic_write_bytes(res / f"{stem}.json", json.dumps(doc, indent=2, default=lp._json_default).encode())

@@ -28,14 +28,19 @@ def smoke_args(tmp: Path, *extra: str) -> list[str]:
 
 
 def test_trains_resumes_and_reports_on_synthetic_val(tmp_path, capsys):
-    assert transfer.main(smoke_args(tmp_path, "--max-iterations", "2")) == 0
+    ship = tmp_path / "weights" / "shipped.pt"
+    assert transfer.main(smoke_args(tmp_path, "--max-iterations", "2", "--export-weights", str(ship))) == 0
     run = tmp_path / "runs" / "synth_transfer_lite0"
     res = tmp_path / "res" / "transfer_synth_transfer_lite0.json"
     first = json.loads(res.read_text())
     assert first["iteration"] == 2 and (run / "last.pt").is_file() and (run / "transfer.log").stat().st_size > 0
-    assert transfer.main(smoke_args(tmp_path)) == 0  # the same command goes on from last.pt
+    assert not ship.exists() and "exported" not in first  # half a schedule is not shipped
+    assert transfer.main(smoke_args(tmp_path, "--export-weights", str(ship))) == 0  # goes on from last.pt
     doc = json.loads(res.read_text())
     assert doc["iteration"] == 4 and doc["iterations_total"] == 4
+    side = json.loads(ship.with_suffix(".json").read_text())
+    assert ship.is_file() and side["reproduce"].startswith("python benchmarks/transfer.py") and side["iterations"] == 4
+    assert set(side["headline_val"]) == {"semseg", "depth", "normals", "edge"} and doc["exported"] == side
     assert "resumed from" in (run / "transfer.log").read_text()
     assert doc["selected"].endswith("best.pt") and doc["best_iteration"] in (2, 4)
     sel = doc["synthetic"]["selected (best.pt)"]

@@ -38,6 +38,39 @@ def export_weights(src: str | Path, dst: str | Path, *, fp16: bool = False,
     return meta
 
 
+def export_release(src: str | Path, dst: str | Path, *, max_mb: float, val_set: Any, reproduce: str,
+                   facts: dict[str, Any], about: str, device: str = "cpu") -> dict[str, Any]:
+    """Ship checkpoint ``src`` as ``dst``: fp32, or fp16 when fp32 is over ``max_mb`` MiB (an error if both are);
+    the written file is scored on ``val_set`` (fp16 weights are cast back on load: it must still score like the
+    run); ``dst``.json holds ``facts``, the reproduce command, size and those figures, ``dst``.md the same for
+    people (``about``: what trained it). Every file is written atomically. Returns the sidecar."""
+    import json
+
+    from mtlsi_core.checkpoint import atomic_write_bytes
+    from mtlsi_core.models import load_model_from_checkpoint
+    from mtlsi_core.training import scoring
+    from mtlsi_core.training.evaluation import evaluate_model
+
+    dst = Path(dst)
+    meta = export_weights(src, dst, fp16=False, extra_meta={"reproduce": reproduce})
+    if meta["size_bytes"] > max_mb * 2**20:
+        meta = export_weights(src, dst, fp16=True, extra_meta={"reproduce": reproduce})
+    if meta["size_bytes"] > max_mb * 2**20:
+        raise SystemExit(f"exported weights {dst} are {meta['size_bytes'] / 2**20:.1f} MiB even in fp16 "
+                         f"(limit {max_mb} MiB)")
+    model, cfg = load_model_from_checkpoint(dst)
+    check = evaluate_model(model, val_set, cfg.tasks, device, batch_size=8)
+    side = {"weights": dst.name, "dtype": meta["dtype"], "size_mib": round(meta["size_bytes"] / 2**20, 2),
+            "reproduce": reproduce, **facts, "headline_val": scoring.headline_metrics(check.metrics, cfg.tasks)}
+    atomic_write_bytes(dst.with_suffix(".json"), json.dumps(side, indent=2, default=str).encode())
+    md = (f"# {dst.name}\n\nMTLSI-Net ({cfg.model.backbone.name}, interaction {cfg.model.interaction}) {about}.\n\n"
+          f"Reproduce:\n\n    {reproduce}\n\nStored as {meta['dtype']} ({side['size_mib']} MiB).\n\n"
+          "Val headline metrics of this file: "
+          + ", ".join(f"{t} {v:.4g}" for t, v in side["headline_val"].items()) + "\n")
+    atomic_write_bytes(dst.with_suffix(".md"), md.encode())
+    return side
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mtlsi_core.training.export_weights",
                                 description=__doc__.split("\n\n")[0])
