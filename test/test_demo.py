@@ -14,14 +14,19 @@ from node_helpers import check_install, domain_id, ros_env, tiny_checkpoint
 pytestmark = pytest.mark.ros
 
 
-def test_demo_streams_frames_through_the_node_and_writes_its_outputs(tmp_path):
+def _run_demo(tmp_path, domain: str, args: str) -> None:
+    """The installed demo with the tiny model, writing to tmp_path/out; fails the test unless it exits 0."""
     install = check_install()
     demo = install / "mtlsi_ros" / "lib" / "mtlsi_ros" / "mtlsi_demo"
-    env = ros_env(domain_id("demo"))
     cmd = (f"set +u; source {install}/setup.bash; exec {demo} --out {tmp_path / 'out'} --model {tiny_checkpoint()} "
-           f"--frames 3 --size 96x128 --rate 10 --real-data {tmp_path / 'no_real_frames'}")
-    proc = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True, timeout=300)
+           f"{args}")
+    proc = subprocess.run(["bash", "-c", cmd], env=ros_env(domain_id(domain)), capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_demo_streams_frames_through_the_node_and_writes_its_outputs(tmp_path):
+    _run_demo(tmp_path, "demo", f"--frames 3 --size 96x128 --rate 10 --real-data {tmp_path / 'no_real_frames'}")
     out = tmp_path / "out"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames_in"] == summary["frames_out"] == 3
@@ -39,13 +44,7 @@ def test_demo_streams_frames_through_the_node_and_writes_its_outputs(tmp_path):
 
 
 def test_demo_scores_real_frames_through_the_node(tmp_path, real_samples):
-    install = check_install()
-    demo = install / "mtlsi_ros" / "lib" / "mtlsi_ros" / "mtlsi_demo"
-    env = ros_env(domain_id("demo_real"))
-    cmd = (f"set +u; source {install}/setup.bash; exec {demo} --out {tmp_path / 'out'} --model {tiny_checkpoint()} "
-           f"--frames 1 --size 96x128 --map-frames 0 --real-data {real_samples}")
-    proc = subprocess.run(["bash", "-c", cmd], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    _run_demo(tmp_path, "demo_real", f"--frames 1 --size 96x128 --map-frames 0 --real-data {real_samples}")
     out = tmp_path / "out"
     real = json.loads((out / "summary.json").read_text())["real_frames"]
     assert len(real["frames"]) >= 2 and real["frames_per_task"]["depth"] and real["frames_per_task"]["semseg"]
