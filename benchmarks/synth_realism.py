@@ -93,10 +93,10 @@ def render(variant: str, seed: int, size: tuple[int, int]) -> np.ndarray:
 def feature_extractor():
     import torch
 
-    from mtlsi_core.models.backbones.efficientnet import EfficientNetLite0
+    from mtlsi_core.models.backbones.efficientnet import EfficientNetLite
     from mtlsi_core.models.config import BackboneConfig
 
-    net = EfficientNetLite0(BackboneConfig(name="efficientnet_lite0", pretrained=True)).eval()
+    net = EfficientNetLite(BackboneConfig(name="efficientnet_lite0", pretrained=True)).eval()
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 

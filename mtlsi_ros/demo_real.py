@@ -30,14 +30,16 @@ def run_real_frames(client: Any, out: Path, frame_id: str, root: Path, *, timeou
     from mtlsi_core.checkpoint import atomic_write_bytes
     from mtlsi_core.data.nyud_samples import NYU_FX, NYU_WIDTH, TASKS, RealFrameScores, discover, load_ground_truth, \
         sheet_row
+    from mtlsi_core.tasks import get_task
     from mtlsi_core.viz import contact_sheet
-    from mtlsi_ros.conversions import image_to_numpy
+    from mtlsi_ros.bag.evaluate import decode_prediction
 
     t0 = time.monotonic()
     frames = discover(Path(root))
     if not frames:
         raise FileNotFoundError(f"no real frames in {root}")
     scores = RealFrameScores(TASKS, THRESHOLDS)
+    topics = {t: get_task(t).ros.topic for t in TASKS}  # the node's output topic of each scored task
     rows = []
     for f in frames:
         gt = load_ground_truth(f)
@@ -46,12 +48,9 @@ def run_real_frames(client: Any, out: Path, frame_id: str, root: Path, *, timeou
         fx = NYU_FX * w / NYU_WIDTH
         K = np.array([[fx, 0.0, w / 2.0], [0.0, fx, h / 2.0], [0.0, 0.0, 1.0]])
         header = client.publish(img, frame_id=frame_id, k=K)
-        got = client.wait_for(header, timeout=timeout, topics=["depth", "segmentation", "normals", "boundary"])
-        b = got["boundary"].msg
-        pred = {"depth": np.nan_to_num(image_to_numpy(got["depth"].msg), nan=0.0),
-                "semseg": image_to_numpy(got["segmentation"].msg).astype(np.int64),
-                "normals": image_to_numpy(got["normals"].msg),
-                "edge": image_to_numpy(b).astype(np.float32) / (255.0 if b.encoding == "mono8" else 1.0)}
+        got = client.wait_for(header, timeout=timeout, topics=list(topics.values()))
+        # the node's images in the metrics' format, as mtlsi-bag eval reads them (NaN depth: the ignore value)
+        pred = {t: decode_prediction(t, got[topic].msg, f"{f.name}: {topic}") for t, topic in topics.items()}
         scores.add(f.name, gt, pred)
         rows.append(sheet_row(gt, pred, TASKS))
     titles = ["input"] + [f"{t} {k}" for t in TASKS for k in ("GT", "node")]

@@ -16,6 +16,7 @@ metres; everything is drawn from one ``numpy.random.Generator``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -365,6 +366,13 @@ class RoomBuilder(_Builder):
         super().__init__(rng, room, cam_xy, types=NYUD_TYPES, material=tex_material, slots=3)
         self.lights: list[RoomLight] = []
 
+    def chosen(self, chances: tuple[tuple[str, float], ...]) -> Iterator[str]:
+        """The names of ``chances`` ((name, probability), ...) whose coin comes up, each drawn lazily just before
+        the caller places it (the random stream is that of drawing and placing in turn)."""
+        for name, p in chances:
+            if self.rng.random() < p:
+                yield name
+
     def size_of(self, name: str) -> tuple[float, float, float]:
         return self._size(self.types[name])
 
@@ -609,15 +617,13 @@ def _bedroom(b: RoomBuilder) -> None:
                     b.lamp_light(np.array([ns.x, ns.y, ns.h + h * 0.8]))
         if b.rng.random() < 0.5:
             b.in_front(bed, "floor mat", -0.6, keepout=0.3, register=False)
-    for name, p in (("wardrobe", 0.5), ("dresser", 0.6), ("desk", 0.3), ("bookshelf", 0.3), ("shelves", 0.2)):
-        if b.rng.random() < p:
-            q = b.against_wall(name)
-            if q is not None and name == "desk":
-                b.in_front(q, "chair", -0.15, register=False)
-    for name, p in (("chair", 0.3), ("clothes", 0.5), ("bag", 0.4), ("box", 0.3), ("clothes", 0.3),
-                    ("floor lamp", 0.2)):
-        if b.rng.random() < p:
-            b.anywhere(name)
+    for name in b.chosen((("wardrobe", 0.5), ("dresser", 0.6), ("desk", 0.3), ("bookshelf", 0.3), ("shelves", 0.2))):
+        q = b.against_wall(name)
+        if q is not None and name == "desk":
+            b.in_front(q, "chair", -0.15, register=False)
+    for name in b.chosen((("chair", 0.3), ("clothes", 0.5), ("bag", 0.4), ("box", 0.3), ("clothes", 0.3),
+                          ("floor lamp", 0.2))):
+        b.anywhere(name)
     _clutter(b, 2, 5)
     b.on_top(ON_DRESSER, 4)
     _wall_items(b, {"picture": (1, 3), "window": (0, 2), "door": (0, 1), "mirror": (0, 1)})
@@ -644,9 +650,8 @@ def _kitchen(b: RoomBuilder) -> None:
     if b.rng.random() < 0.5:
         if b.anywhere("table", keepout=1.0):
             _chairs_of_last_table(b)
-    for name, p in (("box", 0.2), ("bag", 0.2), ("plant", 0.15), ("floor mat", 0.3)):
-        if b.rng.random() < p:
-            b.anywhere(name)
+    for name in b.chosen((("box", 0.2), ("bag", 0.2), ("plant", 0.15), ("floor mat", 0.3))):
+        b.anywhere(name)
     _clutter(b, 0, 3)
     b.on_top(ON_COUNTER, 6)
     _wall_items(b, {"window": (0, 2), "door": (0, 1), "picture": (0, 1), "towel": (0, 1)})
@@ -660,19 +665,18 @@ def _living_room(b: RoomBuilder) -> None:
         b.in_front(sofa, "coffee table", 0.45, keepout=0.8, size=(w, d, h))
         if b.rng.random() < 0.6:
             b.beside(sofa, "night stand", int(b.rng.choice([-1, 1])))
-    for name, p in (("armchair", 0.5), ("tv stand", 0.6), ("bookshelf", 0.4), ("shelves", 0.3), ("cabinet", 0.3)):
-        if b.rng.random() < p:
-            if name == "armchair":
-                b.anywhere(name, axis_aligned=0.3)
-            else:
-                q = b.against_wall(name)
-                if q is not None and name == "tv stand":
-                    tw, td, th = b.size_of("television")
-                    tw = min(tw, q.w - 0.05)
-                    b.add_object("television", q.x, q.y, q.h, q.yaw, tw, td, th)
-    for name, p in (("floor lamp", 0.5), ("plant", 0.4), ("box", 0.2), ("bag", 0.2), ("person", 0.15)):
-        if b.rng.random() < p:
-            b.anywhere(name)
+    for name in b.chosen((("armchair", 0.5), ("tv stand", 0.6), ("bookshelf", 0.4), ("shelves", 0.3),
+                          ("cabinet", 0.3))):
+        if name == "armchair":
+            b.anywhere(name, axis_aligned=0.3)
+        else:
+            q = b.against_wall(name)
+            if q is not None and name == "tv stand":
+                tw, td, th = b.size_of("television")
+                tw = min(tw, q.w - 0.05)
+                b.add_object("television", q.x, q.y, q.h, q.yaw, tw, td, th)
+    for name in b.chosen((("floor lamp", 0.5), ("plant", 0.4), ("box", 0.2), ("bag", 0.2), ("person", 0.15))):
+        b.anywhere(name)
     _clutter(b, 1, 4)
     b.on_top(ON_TABLE, 4)
     _wall_items(b, {"picture": (1, 4), "window": (1, 2), "door": (0, 1), "mirror": (0, 1)})
@@ -698,9 +702,8 @@ def _bathroom(b: RoomBuilder) -> None:
     if van is not None:
         b.wall_item("mirror", van.code, van.s, z0=van.h + 0.25,
                     size=(min(van.w, float(b.rng.uniform(0.5, 0.9))), float(b.rng.uniform(0.6, 0.9))))
-    for name, p in (("bath mat", 0.6), ("box", 0.15), ("clothes", 0.2)):
-        if b.rng.random() < p:
-            b.anywhere(name, keepout=0.6)
+    for name in b.chosen((("bath mat", 0.6), ("box", 0.15), ("clothes", 0.2))):
+        b.anywhere(name, keepout=0.6)
     b.on_top(ON_COUNTER, 2)
     _wall_items(b, {"towel": (1, 2), "door": (0, 1), "window": (0, 1), "picture": (0, 1)})
 
@@ -712,9 +715,8 @@ def _dining_room(b: RoomBuilder) -> None:
     yaw = float(b.rng.integers(2)) * math.pi / 2 + float(b.rng.normal(0, 0.05))
     if b.at("table", x, y, yaw, (w, d, h), keepout=1.2):
         _chairs_of_last_table(b, table=(x, y, w, d, yaw))
-    for name, p in (("dresser", 0.5), ("cabinet", 0.5), ("shelves", 0.2), ("plant", 0.3)):
-        if b.rng.random() < p:
-            b.against_wall(name) if name != "plant" else b.anywhere(name)
+    for name in b.chosen((("dresser", 0.5), ("cabinet", 0.5), ("shelves", 0.2), ("plant", 0.3))):
+        b.against_wall(name) if name != "plant" else b.anywhere(name)
     if b.rng.random() < 0.6:  # a pendant lamp over the table
         b.lamp_light(np.array([x, y, float(b.room[2]) - 0.7]), float(b.rng.uniform(0.8, 1.4)))
     b.on_top(ON_TABLE, 4)
@@ -726,12 +728,11 @@ def _office(b: RoomBuilder) -> None:
         q = b.against_wall("desk")
         if q is not None and b.rng.random() < 0.85:
             b.in_front(q, "chair", -0.15, register=False)
-    for name, p in (("bookshelf", 0.6), ("shelves", 0.4), ("cabinet", 0.5), ("cabinet", 0.3)):
-        if b.rng.random() < p:
-            b.against_wall(name)
-    for name, p in (("box", 0.5), ("box", 0.3), ("bag", 0.4), ("plant", 0.3), ("chair", 0.3), ("person", 0.2)):
-        if b.rng.random() < p:
-            b.anywhere(name)
+    for name in b.chosen((("bookshelf", 0.6), ("shelves", 0.4), ("cabinet", 0.5), ("cabinet", 0.3))):
+        b.against_wall(name)
+    for name in b.chosen((("box", 0.5), ("box", 0.3), ("bag", 0.4), ("plant", 0.3), ("chair", 0.3),
+                          ("person", 0.2))):
+        b.anywhere(name)
     _clutter(b, 1, 4)
     b.on_top(ON_DESK, 5)
     _wall_items(b, {"picture": (0, 2), "window": (1, 2), "door": (0, 1), "whiteboard": (0, 1)})
@@ -752,9 +753,8 @@ def _classroom(b: RoomBuilder) -> None:
             if b.at("school desk", x, y, yaw, (w, d, h), keepout=1.0):
                 cw, cd, ch = b.size_of("chair")
                 b.at("chair", x - d / 2 - cd / 2 + 0.05, y, yaw + math.pi, (cw, cd, ch), keepout=0.9, register=False)
-    for name, p in (("person", 0.5), ("person", 0.3), ("bag", 0.5), ("cabinet", 0.3)):
-        if b.rng.random() < p:
-            b.anywhere(name) if name != "cabinet" else b.against_wall(name)
+    for name in b.chosen((("person", 0.5), ("person", 0.3), ("bag", 0.5), ("cabinet", 0.3))):
+        b.anywhere(name) if name != "cabinet" else b.against_wall(name)
     b.on_top(("books", "paper", "paper", "bag", "bottle"), 2)
     _wall_items(b, {"window": (1, 3), "door": (0, 1), "picture": (0, 2)})
 

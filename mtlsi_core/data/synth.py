@@ -390,7 +390,7 @@ def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0,
     else:
         # fresh worker processes: forking a process whose OpenCV / OpenMP thread pools are running can deadlock
         pool = ProcessPoolExecutor(max_workers=workers, initializer=limit_cv2_threads, mp_context=worker_context())
-        results = pool.map(_render_and_write, jobs, chunksize=max(1, min(8, num // (4 * workers))))
+        results = pool.map(_render_and_write, jobs, chunksize=max(1, min(8, len(jobs) // (4 * workers))))
     if progress and len(todo) < num:
         print(f"  {num - len(todo)} of {num} frames already written by an interrupted run: kept", file=sys.stderr)
     try:

@@ -373,7 +373,7 @@ class TrainTransform:
         meta["hflip"] = flip
         if self.photometric:
             image = photometric_distortion(np.ascontiguousarray(image), rng)
-        if self.sensor is not None and self.sensor.active:
+        if self.sensor is not None:
             image = self.sensor(np.ascontiguousarray(image), rng)
         return _finish(image, targets, self.input_size, self.mean, self.std, meta)
 

@@ -127,14 +127,5 @@ class EfficientNetLite(Backbone):
         return feats
 
 
-EfficientNetLite0 = EfficientNetLite  # the name before Lite2 was added
-
-
-@register_backbone("efficientnet_lite0")
-def build(cfg: BackboneConfig) -> Backbone:
-    return EfficientNetLite(cfg)
-
-
-@register_backbone("efficientnet_lite2")
-def build_lite2(cfg: BackboneConfig) -> Backbone:
-    return EfficientNetLite(cfg)
+for _name in VARIANTS:  # one class builds every variant from its config
+    register_backbone(_name)(EfficientNetLite)
