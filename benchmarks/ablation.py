@@ -106,6 +106,8 @@ ARMS.update({
     "chosen_mhsa": [*CHOSEN, "model.interaction=mhsa"],
     "chosen_window_xtask": [*CHOSEN, "model.interaction=window_xtask"],
     "chosen_deformable": [*CHOSEN, "model.interaction=deformable"],
+    # the residual costs depth in every seed of `chosen`: the same without it on depth
+    "chosen_residual_no_depth": ["model.refinement.coarse_residual=[semseg,normals,edge]", "model.distiller.hidden=256"],
 })
 SANITY = ["constant", "none", "mqlfb"]
 

@@ -189,6 +189,15 @@ class Config(StrictModel):
     model: ModelConfig
     train: TrainConfig = Field(default_factory=TrainConfig)
 
+    @model_validator(mode="after")
+    def _check_residual_tasks(self) -> "Config":
+        res = self.model.refinement.coarse_residual
+        unknown = [t for t in res if t not in self.data.tasks] if isinstance(res, list) else []
+        if unknown:
+            raise ValueError(f"model.refinement.coarse_residual names {unknown}, not among data.tasks "
+                             f"({', '.join(self.data.tasks)})")
+        return self
+
     @property
     def tasks(self) -> list[str]:
         return list(self.data.tasks)

@@ -99,10 +99,31 @@ def test_coarse_residual_adds_the_coarse_prediction():
     x = torch.randn(1, 3, 64, 96)
     with torch.no_grad():
         out = model(x)
-        model.coarse_residual = False
+        model.residual_tasks = frozenset()
         plain = model(x)
     for t in out["final"]:
         torch.testing.assert_close(out["final"][t], plain["final"][t] + out["coarse"][t], rtol=1e-5, atol=1e-5)
+
+
+def test_coarse_residual_per_task():
+    torch.manual_seed(0)
+    full = build_model(load_config(TINY, ["model.refinement.coarse_residual=true"])).eval()
+    torch.manual_seed(0)
+    some = build_model(load_config(TINY, ["model.refinement.coarse_residual=[semseg]"])).eval()
+    assert some.residual_tasks == {"semseg"} and full.residual_tasks == set(full.tasks)
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        a, b = full(x), some(x)
+    torch.testing.assert_close(a["final"]["semseg"], b["final"]["semseg"])  # same weights, same residual
+    for t in full.tasks:
+        if t != "semseg":  # the others without it: the full model's output minus the coarse one
+            torch.testing.assert_close(b["final"][t], a["final"][t] - a["coarse"][t], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("value, match", [("[semseg, semseg]", "twice"), ("[sal]", r"not among data.tasks")])
+def test_coarse_residual_task_list_is_checked(value, match):
+    with pytest.raises(Exception, match=match):
+        load_config(TINY, [f"model.refinement.coarse_residual={value}"])
 
 
 def test_refinement_options_are_rejected_for_the_pd_baseline():

@@ -121,8 +121,16 @@ class RefinementConfig(_Strict):
     # factor. The forward pass is the same for every value; the CWIB's own input P_t is never affected.
     prelim_grad: float = Field(default=1.0, ge=0.0, le=1.0)
     # final_t = output decoder_t(X_t) + coarse_t (at the stride of P_t, before upsampling): the refinement learns a
-    # correction of the coarse prediction. false: the output decoder predicts final_t alone.
-    coarse_residual: bool = False
+    # correction of the coarse prediction. false: the output decoder predicts final_t alone; a list of task names:
+    # the residual for those tasks only (the ablation found it lifts semseg but costs depth).
+    coarse_residual: bool | list[str] = False
+
+    @field_validator("coarse_residual")
+    @classmethod
+    def _residual_tasks(cls, v: bool | list[str]) -> bool | list[str]:
+        if isinstance(v, list) and len(set(v)) != len(v):
+            raise ValueError(f"coarse_residual lists a task twice: {v}")
+        return v
 
 
 class CWIBConfig(_Strict):

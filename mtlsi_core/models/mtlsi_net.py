@@ -24,7 +24,7 @@ class MTLSINet(nn.Module):
 
     ``model.refinement``: ``prelim_grad`` scales (0: detaches) the gradient that reaches the preliminary
     decoders through F_t (training only; the forward pass is the same); ``coarse_residual`` adds coarse_t to the
-    output decoder's prediction.
+    output decoder's prediction (true: every task; a list: those tasks).
     """
 
     def __init__(self, cfg: ModelConfig, tasks: list[str], channels: Mapping[str, int]):
@@ -44,7 +44,12 @@ class MTLSINet(nn.Module):
             for t in self.tasks})
         self.interaction = build_interaction(cfg, len(self.tasks))
         self.prelim_grad = float(cfg.refinement.prelim_grad)
-        self.coarse_residual = bool(cfg.refinement.coarse_residual)
+        res = cfg.refinement.coarse_residual
+        unknown = [t for t in res if t not in self.tasks] if isinstance(res, list) else []
+        if unknown:
+            raise ValueError(f"MTLSINet: model.refinement.coarse_residual names tasks {unknown} not in {self.tasks}")
+        # the tasks whose final output is a correction of their coarse prediction
+        self.residual_tasks = frozenset(self.tasks if res is True else res or ())
         if self.interaction is not None:
             # F_t = proj(concat(P_t, coarse prediction_t)) to (H, W, d), Sec. II-A
             self.task_proj = nn.ModuleDict({
@@ -73,7 +78,7 @@ class MTLSINet(nn.Module):
         for t, (p, c) in zip(self.tasks, prelim):
             x_t = self.cwibs[t](p, self.distillers[t](fused))
             y = self.output_decoders[t](x_t)
-            final[t] = resize_to(y + c if self.coarse_residual else y, size)
+            final[t] = resize_to(y + c if t in self.residual_tasks else y, size)
         coarse = {t: resize_to(c, size) for t, (_, c) in zip(self.tasks, prelim)} if self.return_coarse else {}
         return {"final": final, "coarse": coarse}
 
