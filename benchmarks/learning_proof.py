@@ -105,16 +105,43 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------------
 
 
-def ensure_data(root: Path, num_train: int, num_val: int, size: tuple[int, int], seed: int) -> dict[str, Any]:
-    """Generate the synthetic set unless ``root`` already holds one made with the same settings."""
+class DataFolderError(ValueError):
+    """``--data`` holds a data set made with other settings; it is not overwritten."""
+
+
+def ensure_data(root: Path, num_train: int, num_val: int, size: tuple[int, int], seed: int,
+                workers: int | None = None, profile: str = "basic") -> dict[str, Any]:
+    """Generate the synthetic set in ``root`` (generator ``profile``, ``workers`` processes; None: the generator's
+    default) unless it already holds one; the stamp ``learning_proof_data.json`` records the settings.
+
+    A folder that already holds a data set is never overwritten: one stamped with the same settings is reused, one
+    stamped with other settings is an error (:class:`DataFolderError`), one made by ``mtlsi-synth`` (no stamp) is
+    used as it is (its camera.json says how it was made, and the returned spec says so)."""
     from mtlsi_core.data import synth
 
-    spec = {"num_train": num_train, "num_val": num_val, "size": list(size), "seed": seed}
+    spec: dict[str, Any] = {"num_train": num_train, "num_val": num_val, "size": list(size), "seed": seed}
+    if profile != "basic":
+        spec["profile"] = profile
     stamp = root / "learning_proof_data.json"
-    if stamp.is_file() and json.loads(stamp.read_text()).get("spec") == spec:
-        return spec
+    if stamp.is_file():
+        made = json.loads(stamp.read_text()).get("spec")
+        if made == spec:
+            return spec
+        raise DataFolderError(f"{root} holds a synthetic set made with {made}, not {spec}: pass those settings, "
+                              "another --data folder, or remove it")
+    if (root / "gt_sets" / "train.txt").is_file():
+        try:
+            cam = json.loads((root / "camera.json").read_text())
+        except (OSError, ValueError):
+            cam = {}
+        logging.getLogger(__name__).info("%s: an existing data set (not made by this script), used as it is", root)
+        return {"existing": True, "profile": cam.get("profile"), "seed": cam.get("seed"),
+                "size": [cam.get("height"), cam.get("width")]}
     t0 = time.perf_counter()
-    synth.write_dataset(root, num_train=num_train, num_val=num_val, seed=seed, size=size, progress=True)
+    kw: dict[str, Any] = {} if workers is None else {"workers": workers}
+    if profile != "basic":
+        kw["profile"] = profile
+    synth.write_dataset(root, num_train=num_train, num_val=num_val, seed=seed, size=size, progress=True, **kw)
     atomic_write_bytes(stamp, json.dumps({"spec": spec, "seconds": time.perf_counter() - t0}, indent=2).encode())
     return spec
 
@@ -343,7 +370,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    data_spec = ensure_data(Path(args.data), args.num_train, args.num_val, args.size, args.data_seed)
+    try:
+        data_spec = ensure_data(Path(args.data), args.num_train, args.num_val, args.size, args.data_seed)
+    except DataFolderError as e:
+        print(f"learning_proof: error: {e}", file=sys.stderr)
+        return 2
 
     runs = [train_and_score(args, it) for it in args.interactions]
     trainer = runs[0]["_trainer"]

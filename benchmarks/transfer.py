@@ -105,44 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-class DataFolderError(ValueError):
-    """``--data`` holds a data set made with other settings; it is not overwritten."""
-
-
-def ensure_data(root: Path, num_train: int, num_val: int, size: tuple[int, int], seed: int,
-                workers: int | None, profile: str = "basic") -> dict[str, Any]:
-    """``learning_proof.ensure_data`` (same stamp: a basic-profile folder made by one is reused by the other) with
-    the generator profile and the number of generator processes (None: the generator's default).
-
-    A folder that already holds a data set is never overwritten: one made by ``mtlsi-synth`` (no stamp) is used
-    as it is (its camera.json says how it was made), one stamped with other settings is an error."""
-    from mtlsi_core.data import synth
-
-    spec: dict[str, Any] = {"num_train": num_train, "num_val": num_val, "size": list(size), "seed": seed}
-    if profile != "basic":
-        spec["profile"] = profile
-    stamp = root / "learning_proof_data.json"
-    if stamp.is_file():
-        made = json.loads(stamp.read_text()).get("spec")
-        if made == spec:
-            return spec
-        raise DataFolderError(f"{root} holds a synthetic set made with {made}, not {spec}: pass those settings, "
-                              "another --data folder, or remove it")
-    if (root / "gt_sets" / "train.txt").is_file():
-        try:
-            cam = json.loads((root / "camera.json").read_text())
-        except (OSError, ValueError):
-            cam = {}
-        log.info("%s: an existing data set (not made by this script), used as it is", root)
-        return {"existing": True, "profile": cam.get("profile"), "seed": cam.get("seed"),
-                "size": [cam.get("height"), cam.get("width")]}
-    t0 = time.perf_counter()
-    kw: dict[str, Any] = {} if workers is None else {"workers": workers}
-    if profile != "basic":
-        kw["profile"] = profile
-    synth.write_dataset(root, num_train=num_train, num_val=num_val, seed=seed, size=size, progress=True, **kw)
-    atomic_write_bytes(stamp, json.dumps({"spec": spec, "seconds": time.perf_counter() - t0}, indent=2).encode())
-    return spec
+DataFolderError = lp.DataFolderError
+ensure_data = lp.ensure_data  # one data-folder rule for both benchmarks: a set made with other settings is kept
 
 
 def run_dir(args: argparse.Namespace, cfg: Any) -> Path:
