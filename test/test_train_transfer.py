@@ -2,6 +2,8 @@
 BatchNorm statistics, EfficientNet-Lite2, and that configs and checkpoints without them behave as before."""
 from __future__ import annotations
 
+import logging
+
 from pathlib import Path
 
 import numpy as np
@@ -287,7 +289,7 @@ def test_efficientnet_lite2_builds_and_loads_its_imagenet_weights():
 # --------------------------------------------------------------------------------------------------
 
 
-def test_recipe_options_keep_the_bit_exact_resume(tmp_path):
+def test_recipe_options_keep_the_bit_exact_resume(tmp_path, caplog):
     from mtlsi_core.checkpoint import load_checkpoint
     from mtlsi_core.data.synth import write_dataset
     from mtlsi_core.training.trainer import Trainer
@@ -299,7 +301,12 @@ def test_recipe_options_keep_the_bit_exact_resume(tmp_path):
             "model.distiller.num_tokens=8", *[f"data.augment.{e}.p=0.7" for e in EFFECTS]]
     cfg = load_config(TINY, sets)
     kw = dict(data_root=data, eval_max_frames=1, progress=False)
-    straight = Trainer(cfg, output_dir=tmp_path / "straight", **kw).train()
+    with caplog.at_level(logging.INFO, logger="mtlsi_core"):
+        straight = Trainer(cfg, output_dir=tmp_path / "straight", **kw).train()
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("it 1/4")]
+    # both learning rates in the log: the head's and the backbone's tenth of it
+    head, bb = (float(logged[0].split(f"  {k} ")[1].split()[0]) for k in ("lr", "lr_backbone"))
+    assert bb == pytest.approx(0.1 * head)
     Trainer(cfg, output_dir=tmp_path / "split", max_iterations=2, **kw).train()
     second = Trainer(cfg, output_dir=tmp_path / "split", resume="auto", **kw).train()
     assert second.start_iteration == 2

@@ -406,15 +406,19 @@ class Trainer:
         if not all(math.isfinite(v) for v in vals.values()):
             raise TrainingError(f"non-finite loss at iteration {self.iteration}: {vals} "
                                 "(lower train.lr, set train.grad_clip, or disable train.amp)")
-        lr = self.optimizer.param_groups[0]["lr"]
+        lr = self.optimizer.param_groups[0]["lr"]  # the head's (the only one without train.backbone_lr_mult)
+        lr_bb = next((g["lr"] for g in self.optimizer.param_groups if str(g.get("name", "")).startswith("backbone")),
+                     None)
         if writer:
             for k, v in vals.items():
                 writer.add_scalar(f"loss/{k}", v, self.iteration)
             writer.add_scalar("lr", lr, self.iteration)
+            if lr_bb is not None:
+                writer.add_scalar("lr_backbone", lr_bb, self.iteration)
             writer.add_scalar("time/iterations_per_s", its, self.iteration)
             writer.add_scalar("time/data_fraction", data_fraction, self.iteration)
         short = {"loss": f"{vals['total']:.3f}", **{k: f"{v:.3f}" for k, v in vals.items() if k in self.tasks},
-                 "lr": f"{lr:.2e}"}
+                 "lr": f"{lr:.2e}", **({"lr_backbone": f"{lr_bb:.2e}"} if lr_bb is not None else {})}
         bar.set_postfix(short, refresh=False)
         if self.info.is_main and not self.progress:
             log.info("it %d/%d  %s  %.2f it/s", self.iteration, self.stop_iteration,
