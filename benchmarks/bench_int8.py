@@ -41,7 +41,9 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "results"
-SHIPPED = REPO / "mtlsi_core" / "weights" / "synth_edge_lite0.pt"
+from mtlsi_core.checkpoint import packaged_model  # noqa: E402
+
+SHIPPED = packaged_model()  # the node's default
 REAL_ROOT = REPO.parent / "shared" / "data" / "nyud_real_samples"
 KINECT_FX = 518.8579  # NYUDv2 colour camera focal length (pixels at 640x480)
 TARGET_INT8_FPS = 60.0

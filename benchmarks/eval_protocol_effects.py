@@ -30,13 +30,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from mtlsi_core.checkpoint import atomic_write_bytes  # noqa: E402
+from mtlsi_core.checkpoint import atomic_write_bytes, packaged_model  # noqa: E402
 from mtlsi_core.data.pascal import edges_from_labels  # noqa: E402
 from mtlsi_core.metrics import BoundaryMetric, MaxFMetric, get_protocol, seg2bmap  # noqa: E402
 from mtlsi_core.tools.machine import describe  # noqa: E402
 
 REAL = REPO.parent / "shared" / "data" / "nyud_real_samples"
-SHIPPED = REPO / "mtlsi_core" / "weights" / "synth_edge_lite0.pt"
+SHIPPED = packaged_model()  # the node's default
 
 
 def voronoi_labels(shape: tuple[int, int], rng: np.random.Generator, regions: int = 14) -> np.ndarray:

@@ -39,13 +39,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from mtlsi_core.checkpoint import atomic_write_bytes  # noqa: E402
+from mtlsi_core.checkpoint import atomic_write_bytes, packaged_model  # noqa: E402
 from mtlsi_core.data.nyud_samples import (  # noqa: E402,F401  (names this script has always had)
     NYU, NYU_FX, NYU_WIDTH, TASKS, WALL, Frame, RealFrameScores, baseline_predictions, discover, has_frames,
     label_edges, load_ground_truth, new_metrics, seg40_to_labels, sheet_row, summarize)
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "nyud_real_samples"
-DEFAULT_MODEL = REPO / "mtlsi_core" / "weights" / "synth_edge_lite0.pt"
+DEFAULT_MODEL = packaged_model()  # the node's default
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from mtlsi_core.runtime import create_runtime
     from mtlsi_core.tools.machine import describe, summary

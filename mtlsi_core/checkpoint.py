@@ -16,6 +16,16 @@ import torch
 
 FORMAT = "mtlsi-checkpoint"
 VERSION = 1
+# the packaged model that the node, the demo and the benchmarks use when none is given (mtlsi_core/weights/<name>.pt)
+DEFAULT_MODEL_NAME = "synth_edge_lite0"
+
+
+def packaged_model(name: str = DEFAULT_MODEL_NAME) -> Path:
+    """Path of a checkpoint shipped inside the package (``mtlsi_core/weights/<name>.pt``), by default the one the
+    node loads when its ``model_path`` is empty."""
+    from importlib import resources
+
+    return Path(str(resources.files("mtlsi_core").joinpath("weights", f"{name}.pt")))
 
 
 class CheckpointError(RuntimeError):

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from mtlsi_core.checkpoint import DEFAULT_MODEL_NAME
 from mtlsi_core.runtime import BACKENDS, DEFAULT_BACKEND, PRECISIONS
 from mtlsi_core.tasks import TASKS, get_task
 
@@ -66,7 +67,7 @@ def _cameras(v: list[str]) -> str | None:
 _COMMON: tuple[ParamSpec, ...] = (
     ParamSpec("autostart", True, "configure and activate on start (for use without a lifecycle manager)", bool),
     ParamSpec("model_path", "", "model file (checkpoint .pt for torch, .onnx, .engine); empty: the packaged "
-              "demo checkpoint mtlsi_core/weights/synth_edge_lite0.pt", str),
+              f"demo checkpoint mtlsi_core/weights/{DEFAULT_MODEL_NAME}.pt", str),
     ParamSpec("backend", DEFAULT_BACKEND, "inference runtime: auto (TensorRT where TensorRT and a GPU are present, "
               "else torch on the GPU, else ONNX Runtime on the CPU; the node logs and reports in /diagnostics what it "
               "chose and why), torch, onnx or tensorrt", str, choices=BACKENDS),

@@ -18,7 +18,6 @@ import threading
 import time
 import traceback
 from collections import deque
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rcl_interfaces.msg import ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
+from mtlsi_core.checkpoint import packaged_model
 from mtlsi_core.runtime import Runtime, create_runtime, runtime_options
 from mtlsi_ros import qos
 from mtlsi_ros.conversions import InputError, compressed_to_rgb, image_to_rgb
@@ -42,13 +42,12 @@ from mtlsi_ros.publishing import (CameraOutputs, build_plans, build_points_plan,
                                   runtime_auxiliary)
 
 NODE_NAME = "perception"
-DEFAULT_MODEL = ("weights", "synth_edge_lite0.pt")  # inside the mtlsi_core package
 QUEUE_WAIT_S = 10.0  # process_every_frame: longest a callback waits for room before dropping (queue_full)
 CAMERA_INFO_KEEP = 10  # recent camera_info messages kept per camera for pairing by stamp
 
 
 def default_model_path() -> Path:
-    return Path(str(resources.files("mtlsi_core").joinpath(*DEFAULT_MODEL)))
+    return packaged_model()
 
 
 def _stamp_key(header: Any) -> tuple[int, int]:
