@@ -127,12 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("--bag", required=True, help="bag with the node's outputs (mtlsi-bag infer or a recording)")
     mp.add_argument("--out", required=True, metavar="DIR", help="output folder (meshes, labelled points, pictures, "
                                                                "map.json; appears once complete)")
-    mp.add_argument("--poses", metavar="BAG", help="bag with the /tf poses (default: --bag)")
+    mp.add_argument("--poses", metavar="BAG", help="bag with the /tf (and /tf_static) poses (default: --bag)")
     mp.add_argument("--scene", metavar="NPZ", help="ground-truth scene file (default: <poses bag>.scene.npz, as "
                                                    "make --sequence writes it; none: maps unscored)")
     mp.add_argument("--namespace", help="namespace of the output topics (default: found from the topics)")
     mp.add_argument("--gt-namespace", help="namespace of the ground-truth topics (default: <namespace>/gt)")
-    mp.add_argument("--map-frame", default="map", help="parent frame of the camera poses on /tf (map)")
+    mp.add_argument("--map-frame", default="map", help="fixed frame of the map: camera poses are looked up from it along "
+                                                     "the /tf and /tf_static chains (map)")
     mp.add_argument("--voxel-size", type=float, default=0.04, help="TSDF voxel (m, 0.04)")
     mp.add_argument("--depth-max", type=float, default=6.0, help="depth integrated up to (m, 6)")
     mp.add_argument("--no-gt-map", action="store_true", help="do not build the ground-truth upper-bound map")

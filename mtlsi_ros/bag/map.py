@@ -4,8 +4,9 @@ Inputs: the node's output topics ``<ns>/depth`` (32FC1 metres along the optical 
 ``<ns>/segmentation`` (class ids) of ``bag`` (``mtlsi-bag infer``'s output, or a recording of the live node), frames
 grouped by header stamp; intrinsics from ``<ns>/output/camera_info`` (else ``<ns>/camera_info`` or the parent
 namespace's camera_info, scaled to the output size), at the frame's stamp or the newest before it; the camera pose
-``map -> header.frame_id`` from ``/tf`` of ``poses_bag`` (default: ``bag`` itself; ``infer`` copies it) at the
-frame's stamp (``bag.transforms``).
+``map -> header.frame_id`` from ``/tf`` and ``/tf_static`` of ``poses_bag`` (default: ``bag`` itself; ``infer`` copies
+them) at the frame's stamp, composed along the frame tree as tf2 does (``map -> odom -> base_link -> camera``;
+``bag.transforms``).
 
 Numerics: ``mtlsi_core.mapping`` (Open3D VoxelBlockGrid TSDF, per-voxel label votes, scores, pictures). The same map
 is built from the ground-truth topics (``<ns>/gt/depth``, ``<ns>/gt/segmentation``, with ``<ns>/camera_info``) as
@@ -42,7 +43,7 @@ from mtlsi_ros.bag.evaluate import FrameStream, StampJoin, decode_prediction, fi
 from mtlsi_ros.bag.groundtruth import GT_NAMESPACE, decode_gt
 from mtlsi_ros.bag.msgtypes import CAMERA_INFO, IMAGE
 from mtlsi_ros.bag.storage import BagReader
-from mtlsi_ros.bag.transforms import DEFAULT_MAP_FRAME, TF_TOPIC, PoseTable, read_pose_table
+from mtlsi_ros.bag.transforms import DEFAULT_MAP_FRAME, TF_STATIC_TOPIC, TF_TOPIC, PoseTable, read_pose_table
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,9 @@ def build_bag_maps(bag_path: str | os.PathLike, *, poses_bag: str | os.PathLike 
                 gt = _build(_pose_frames(where.gt, "gt", gd, gs, where.gt_info(), poses, o.map_frame, o.max_frames), o)
                 if gt[0] is None:
                     gt = None
-            topics = {"depth": d, "segmentation": s, "camera_info": info.topic, "poses": f"{pose_reader.path} {o.tf_topic}",
+            static = f" {TF_STATIC_TOPIC}" if TF_STATIC_TOPIC in pose_reader.topics() else ""
+            topics = {"depth": d, "segmentation": s, "camera_info": info.topic,
+                      "poses": f"{pose_reader.path} {o.tf_topic}{static}",
                       "ground_truth": (f"{where.gt.path} {where.gt_ns}/..." if gt is not None else None)}
         finally:
             if pose_reader is not bag:
