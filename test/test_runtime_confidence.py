@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from mtlsi_core.runtime import create_runtime
-from mtlsi_core.runtime.export import ensure_onnx, export_onnx, load_for_export, read_onnx_meta
+from mtlsi_core.runtime.export import export_onnx, load_for_export, read_onnx_meta
 from mtlsi_core.runtime.processing import output_names
 from mtlsi_core.tasks import ACTIVATIONS, TASKS, auxiliary_outputs, get_task, output_spec
 from runtime_helpers import MIXED_SIZES, images, tiny_checkpoint, tiny_model, tiny_onnx
@@ -135,19 +135,6 @@ def test_an_old_export_without_confidence_still_loads_and_runs(old_onnx):
     new = create_runtime("onnx", str(tiny_onnx())).infer(images())
     for a, b in zip(outs, new, strict=True):
         np.testing.assert_array_equal(a["semseg"], b["semseg"])
-
-
-def test_ensure_onnx_re_exports_a_file_that_predates_the_confidence(old_onnx, tmp_path):
-    ckpt = tmp_path / "tiny.pt"
-    shutil.copy(tiny_checkpoint(), ckpt)
-    target = tmp_path / "tiny.onnx"
-    shutil.copy(old_onnx, target)  # same checkpoint sha256, but no confidence output
-    assert read_onnx_meta(target).source["sha256"] == read_onnx_meta(tiny_onnx()).source["sha256"]
-    ensure_onnx(ckpt, target, exporter="torchscript")
-    assert "semseg_confidence" in [o.name for o in onnx.load(str(target)).graph.output]
-    before = target.stat().st_mtime_ns
-    ensure_onnx(ckpt, target, exporter="torchscript")  # now current: reused
-    assert target.stat().st_mtime_ns == before
 
 
 def test_model_cache_format_changed_with_the_confidence():

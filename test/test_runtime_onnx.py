@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -10,7 +11,7 @@ import torch
 
 import mtlsi_core.runtime.export as export_mod
 from mtlsi_core.runtime import ModelFileError, create_runtime
-from mtlsi_core.runtime.export import compare_outputs, ensure_onnx, read_onnx_meta
+from mtlsi_core.runtime.export import compare_outputs, read_onnx_meta
 from mtlsi_core.runtime.onnx_runtime import physical_cores, select_providers
 from runtime_helpers import MIXED_SIZES, as_network_layout, images, save_tiny_checkpoint, tiny_checkpoint, tiny_onnx
 
@@ -105,13 +106,17 @@ def test_missing_corrupt_and_foreign_files_name_the_file(tmp_path):
         create_runtime("onnx", str(bad))
 
 
-def test_checkpoint_is_exported_once_and_again_when_it_changes(tmp_path, monkeypatch):
-    ckpt = tmp_path / "model.pt"
+def test_checkpoint_is_exported_once_into_the_model_cache_and_again_when_it_changes(tmp_path, monkeypatch):
+    """backend onnx given a .pt uses the model cache, as auto does: one cache folder, nothing written beside the
+    checkpoint (whose folder may be a read-only install)."""
+    ckpt = tmp_path / "ckpt" / "model.pt"
+    ckpt.parent.mkdir()
     shutil.copy(tiny_checkpoint(), ckpt)
+    cache = tmp_path / "cache"
     exports = []
 
     def fake_export(model, cfg, path, source=None, **kw):  # copies the session's real export, stamped with source
-        exports.append(path)
+        exports.append(Path(path))
         proto = onnx.load(str(tiny_onnx()))
         for p in proto.metadata_props:
             if p.key == "mtlsi.meta":
@@ -120,19 +125,12 @@ def test_checkpoint_is_exported_once_and_again_when_it_changes(tmp_path, monkeyp
         onnx.save(proto, str(path))
 
     monkeypatch.setattr(export_mod, "export_onnx", fake_export)
-    rt = create_runtime("onnx", str(ckpt))
-    assert exports == [tmp_path / "model.onnx"] and rt.info.options["model"] == str(tmp_path / "model.onnx")
-    create_runtime("onnx", str(ckpt))
-    assert len(exports) == 1  # reused: same checkpoint sha256
+    rt = create_runtime("onnx", str(ckpt), cache_dir=str(cache))
+    model = Path(rt.info.options["model"])
+    assert len(exports) == 1 and model.parent == cache and model.name.startswith("model-fp32-")
+    create_runtime("onnx", str(ckpt), cache_dir=str(cache))
+    assert len(exports) == 1  # reused: same checkpoint content
     save_tiny_checkpoint(ckpt, seed=3)
-    assert ensure_onnx(ckpt) == tmp_path / "model.onnx" and len(exports) == 2
-    assert ensure_onnx(ckpt, force=True) and len(exports) == 3
-
-
-def test_read_only_checkpoint_folder_exports_to_the_cache(tmp_path, monkeypatch):
-    ckpt = tmp_path / "model.pt"
-    assert export_mod.default_onnx_path(ckpt, "ab" * 32) == tmp_path / "model.onnx"
-    monkeypatch.setattr(export_mod.os, "access", lambda p, mode: False)  # the folder is read-only
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert export_mod.default_onnx_path(ckpt, "ab" * 32) == tmp_path / "xdg" / "mtlsi" / "onnx" / f"model-{'ab' * 6}.onnx"
-    assert export_mod.default_onnx_path(ckpt, "ab" * 32, cache_dir=tmp_path / "c") == tmp_path / "c" / f"model-{'ab' * 6}.onnx"
+    assert Path(create_runtime("onnx", str(ckpt), cache_dir=str(cache)).info.options["model"]) != model
+    assert len(exports) == 2
+    assert sorted(p.name for p in ckpt.parent.iterdir()) == ["model.pt"]

@@ -13,10 +13,11 @@ auto       .pt, .onnx (.engine with TensorRT)           cache_dir, intra_op_thre
            else ONNX Runtime on the CPU; cached files)
 torch      mtlsi checkpoint (.pt)                       compile, channels_last, cuda_graphs
 onnx       .onnx from mtlsi-export, or a .pt (exported  providers, intra_op_threads, inter_op_threads,
-           once to a cached .onnx beside it); int8:     optimized_model_path, graph_optimization, cache_dir,
+           once into the model cache); int8:            optimized_model_path, graph_optimization, cache_dir,
            quantised once into the model cache          allow_spinning, calibration
-tensorrt   .onnx, .pt or a built .engine (engine        force_rebuild, max_batch, opt_batch, workspace_gib,
-           cached beside the ONNX)                      cache_dir, builder
+tensorrt   .onnx, .pt (ONNX from the model cache) or a  force_rebuild, max_batch, opt_batch, workspace_gib,
+           built .engine (engine cached beside the      cache_dir, builder
+           ONNX)
 =========  ===========================================  ==============================================
 
 Every backend (and auto) also takes ``auxiliary``: auxiliary outputs to return, e.g. ("confidence",) for

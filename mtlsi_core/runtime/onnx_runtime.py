@@ -1,13 +1,14 @@
 """ONNX Runtime backend: runs an ONNX file written by ``mtlsi-export`` (or exports a checkpoint on first use).
 
 ``model_path``: an ``.onnx`` from ``mtlsi-export --format onnx`` (its metadata says tasks, dataset, input size,
-normalisation), or an mtlsi checkpoint ``.pt``, which is exported once to ``<checkpoint>.onnx`` beside it
-(or under ``~/.cache/mtlsi/onnx`` where that folder is read-only) and re-exported when the checkpoint changes.
+normalisation), or an mtlsi checkpoint ``.pt``, exported once into the model cache (``model_cache``: the folder
+``cache_dir`` / ``$MTLSI_CACHE_DIR`` / ``~/.cache/mtlsi_ros`` that backend ``auto`` uses too, keyed by the checkpoint's
+content, so a changed checkpoint is exported again; nothing is written beside the checkpoint).
 
 Options: ``providers`` (ORT execution providers, default CPU, or CUDA then CPU for a CUDA device),
 ``intra_op_threads`` (default: physical cores), ``inter_op_threads`` (> 1: independent graph branches run in
 parallel, ORT_PARALLEL execution; default 0: sequential), ``optimized_model_path`` (save ORT's optimised graph there),
-``graph_optimization`` ("all", "extended", "basic", "disable"), ``cache_dir`` (for exports of checkpoints),
+``graph_optimization`` ("all", "extended", "basic", "disable"), ``cache_dir`` (the model cache, for exports of checkpoints),
 ``allow_spinning`` (default False: ORT's worker threads then sleep instead of spinning while they wait; on the
 shared 2-core machine under load 5 spinning made the edge model 1.7x slower, p50 157 vs 93 ms).
 
@@ -251,24 +252,23 @@ class OrtRuntime(Runtime):
     def from_path(cls, model_path: str, device: str = "cpu", precision: str = "fp32",
                   cache_dir: str | os.PathLike | None = None, calibration: Any = None, **kw: Any) -> "OrtRuntime":
         path = Path(model_path)
-        if precision == "int8" and (path.suffix in (".pt", ".pth") or not _is_quantized(path)):
+        if calibration is not None and precision != "int8":
+            raise ValueError("the calibration option applies to precision int8 only")
+        int8 = precision == "int8" and (path.suffix in (".pt", ".pth") or not _is_quantized(path))
+        if int8 or path.suffix in (".pt", ".pth"):
+            # a checkpoint's ONNX export (and an INT8 model) comes from the model cache, as backend auto's does
             from mtlsi_core.runtime.model_cache import ModelCache, cached_onnx
 
-            spec = _calibration_spec(calibration)
-            entry = cached_onnx(path, "int8", cache_dir=cache_dir, calibration=spec)
+            made = "int8" if int8 else "fp32"
+            spec = _calibration_spec(calibration) if int8 else None
+            entry = cached_onnx(path, made, cache_dir=cache_dir, calibration=spec)
             try:
                 return cls(entry.path, device=device, precision=precision, **kw)
             except ModelFileError as e:  # a cached file that passed its hash check but does not load: rebuild once
-                log.warning("cached INT8 model %s cannot be loaded (%s): rebuilding it", entry.path, e)
+                log.warning("cached %s model %s cannot be loaded (%s): rebuilding it", made, entry.path, e)
                 ModelCache(cache_dir).invalidate(entry.path)
-                entry = cached_onnx(path, "int8", cache_dir=cache_dir, calibration=spec, force=True)
+                entry = cached_onnx(path, made, cache_dir=cache_dir, calibration=spec, force=True)
                 return cls(entry.path, device=device, precision=precision, **kw)
-        if calibration is not None and precision != "int8":
-            raise ValueError("the calibration option applies to precision int8 only")
-        if path.suffix in (".pt", ".pth"):
-            from mtlsi_core.runtime.export import ensure_onnx
-
-            path = ensure_onnx(path, cache_dir=cache_dir)
         return cls(path, device=device, precision=precision, **kw)
 
     @property

@@ -1,7 +1,7 @@
 """TensorRT backend: an engine built from the exported ONNX, cached beside it, run on a CUDA device.
 
 ``model_path``: an ``.onnx`` from ``mtlsi-export`` (the engine is built on first use), an mtlsi checkpoint
-``.pt`` (exported to ONNX first, see ``export.ensure_onnx``), or an ``.engine`` built earlier (read with
+``.pt`` (its ONNX export from the model cache, ``model_cache.cached_onnx``), or an ``.engine`` built earlier (read with
 its JSON sidecar, which carries the model metadata).
 
 Engine cache: ``<onnx stem>.<precision>.<H>x<W>.trt<TensorRT version>.engine`` next to the ONNX, so a change
@@ -349,10 +349,10 @@ class TensorRTRuntime(Runtime):
             if not path.is_file():
                 raise ModelFileError(f"TensorRT engine not found: {path}")
             return cls(path, read_engine_meta(path), device, precision, auxiliary=auxiliary)
-        if path.suffix in (".pt", ".pth"):
-            from mtlsi_core.runtime.export import ensure_onnx
+        if path.suffix in (".pt", ".pth"):  # its ONNX export from the model cache, as every backend's
+            from mtlsi_core.runtime.model_cache import cached_onnx
 
-            path = ensure_onnx(path, cache_dir=cache_dir)
+            path = cached_onnx(path, "fp32", cache_dir=cache_dir).path
         from mtlsi_core.runtime.export import read_onnx_meta
 
         meta = read_onnx_meta(path)
