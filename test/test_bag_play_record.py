@@ -121,3 +121,38 @@ def test_interrupted_recorder_finishes_or_leaves_no_bag(tmp_path):
         assert r.message_counts() == {}
     assert not outs["kill"].exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".killed.partial-")]
+
+
+def test_latched_topics_reach_late_subscribers_and_stay_latched(tmp_path):
+    """A topic recorded as latched is played transient local: a recorder that subscribes only after the playback
+    ended still gets its message (as a tf2 buffer gets /tf_static), subscribes transient local because the
+    publisher offers it, and marks the topic latched in its own bag; a plain topic stays volatile."""
+    from std_msgs.msg import String
+
+    from mtlsi_ros.bag.storage import BagWriter
+
+    bag = tmp_path / "latched.mcap"
+    with BagWriter(bag) as w:
+        w.add_topic("/robot_description", "std_msgs/msg/String", latched=True)
+        w.write_msg("/robot_description", String(data="<robot/>"), 1_000)
+        w.write_msg("/chatter", String(data="hello"), 2_000)
+    with BagReader(bag) as r:
+        assert r.latched_topics() == {"/robot_description"}
+    ros = RosSide(domain_id(__name__ + "latched"))
+    try:
+        with BagPlayer(bag, context=ros.context, rate=100.0) as player:
+            assert player.latched == {"/robot_description"}
+            player.play()  # nobody listens yet
+            rec = BagRecorder(tmp_path / "rec.mcap", ["/robot_description"], context=ros.context)
+            try:
+                rec.wait_ready(30)
+                rec.wait_for_counts({"/robot_description": 1}, timeout=30)
+            except BaseException:
+                rec.abort()
+                raise
+            out = rec.close()
+    finally:
+        ros.close()
+    with BagReader(out) as r:
+        assert r.latched_topics() == {"/robot_description"}
+        assert [r.deserialize(m).data for m in r.messages(["/robot_description"])] == ["<robot/>"]

@@ -14,6 +14,9 @@ Player QoS: reliable, keep last ``queue`` (it matches reliable and best-effort s
 ``process_every_frame`` input is reliable keep-all, so no frame is lost while the player paces itself). /clock:
 rosgraph_msgs/Clock at the bag time of each message and ``clock_hz`` times a second in between. The recorder
 subscribes to a topic once it has a publisher, reliable if every publisher offers reliable, else best effort.
+Latched topics keep their durability end to end: the recorder subscribes transient local where every publisher
+offers it (``/tf_static``'s do) and records that in the bag; the player publishes such topics (and ``/tf_static``
+by convention) transient local, so late subscribers such as tf2 buffers still get them.
 """
 from __future__ import annotations
 
@@ -63,13 +66,19 @@ class BagPlayer:
                     self._bag.require_topic(t)
             self.topics = {t: ty for t, ty in all_topics.items() if topics is None or t in topics}
             classes = {t: message_class(ty) for t, ty in self.topics.items()}  # BagError for unknown types
+            self.latched = self._bag.latched_topics() & set(self.topics)
         except BaseException:
             self._bag.close()
             raise
         self.node = Node(node_name or f"mtlsi_bag_player_{next(_NAMES)}", context=context)
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=queue, reliability=ReliabilityPolicy.RELIABLE,
                          durability=DurabilityPolicy.VOLATILE)
-        self.publishers = {t: self.node.create_publisher(cls, t, qos) for t, cls in classes.items()}
+        # latched topics (/tf_static, or recorded as transient local) are replayed latched: a late subscriber such as
+        # a tf2 buffer still gets them, and transient-local subscribers match at all
+        latched = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=queue, reliability=ReliabilityPolicy.RELIABLE,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        self.publishers = {t: self.node.create_publisher(cls, t, latched if t in self.latched else qos)
+                           for t, cls in classes.items()}
         self._clock_pub = self.node.create_publisher(Clock, "/clock", QoSProfile(depth=1)) if clock else None
         self._Clock = Clock
         self._stop = threading.Event()
@@ -230,14 +239,18 @@ class BagRecorder:
             typename = types[0]
             pubs = self.node.get_publishers_info_by_topic(topic)
             reliable = bool(pubs) and all(p.qos_profile.reliability == ReliabilityPolicy.RELIABLE for p in pubs)
-            qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.depth, durability=DurabilityPolicy.VOLATILE,
+            # latched publishers (every one offers transient local, as /tf_static's do): subscribe transient local
+            # too, so that what they published before the recorder came is recorded, and mark the topic latched
+            latched = bool(pubs) and all(p.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for p in pubs)
+            qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.depth,
+                             durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
                              reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT)
             try:
                 cls = message_class(typename)
             except BagError as e:
                 self._error(f"{topic}: {e}")
                 continue
-            self.writer.add_topic(topic, typename)
+            self.writer.add_topic(topic, typename, latched=latched)
             self.types[topic] = typename
             self.subscriptions[topic] = self.node.create_subscription(
                 cls, topic, lambda data, t=topic, c=cls: self._on_message(t, c, data), qos, raw=True)

@@ -41,6 +41,19 @@ _SUFFIX_STORAGE = {".mcap": "mcap", ".db3": "sqlite3"}
 _BAG_VERSION = 9  # rosbag2 metadata version (Jazzy and newer)
 
 
+# latched by convention: tf2's static broadcaster publishes with transient local durability
+LATCHED_TOPICS = ("/tf_static",)
+
+
+def _latched_qos() -> Any:
+    """The offered QoS recorded for a latched topic: reliable, transient local, keep last 1 (rosbags' Qos)."""
+    from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
+
+    zero = QosTime(0, 0)  # unspecified: the RMW default
+    return Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, zero, zero,
+               QosLiveliness.AUTOMATIC, zero, False)
+
+
 @dataclass(frozen=True)
 class RawMessage:
     """One message of a bag, still CDR bytes."""
@@ -159,6 +172,18 @@ class BagReader:
         out: dict[str, str] = {}
         for c in self.reader.connections:
             out.setdefault(c.topic, c.msgtype)
+        return out
+
+    def latched_topics(self) -> set[str]:
+        """Topics to replay latched (transient local durability): those whose recorded publishers offered it (the
+        rosbag2 connection's ``offered_qos_profiles``), and ``/tf_static`` by convention."""
+        from rosbags.interfaces import QosDurability
+
+        out = {t for t in self.topics() if t in LATCHED_TOPICS}
+        for c in self.reader.connections:
+            profiles = getattr(getattr(c, "ext", None), "offered_qos_profiles", None) or ()
+            if any(getattr(q, "durability", None) == QosDurability.TRANSIENT_LOCAL for q in profiles):
+                out.add(c.topic)
         return out
 
     def message_counts(self) -> dict[str, int]:
@@ -293,13 +318,15 @@ class BagWriter:
             if self._writer is not None:
                 self._writer.set_custom_data(key, value)
 
-    def add_topic(self, topic: str, msgtype: str) -> None:
-        """Declare ``topic`` with ``msgtype`` (done by ``write`` on first use; a second type is an error)."""
+    def add_topic(self, topic: str, msgtype: str, latched: bool | None = None) -> None:
+        """Declare ``topic`` with ``msgtype`` (done by ``write`` on first use; a second type is an error).
+        ``latched``: its publishers offered transient local durability, recorded as the connection's offered QoS so
+        that players (``mtlsi-bag play``, ``ros2 bag play``) replay it latched; None: only ``/tf_static``."""
         msgtype = normalize_type(msgtype)
         with self._lock:
-            self._add(topic, msgtype)
+            self._add(topic, msgtype, latched)
 
-    def _add(self, topic: str, msgtype: str) -> Any:
+    def _add(self, topic: str, msgtype: str, latched: bool | None = None) -> Any:
         conn = self._conns.get(topic)
         if conn is not None:
             if self._types[topic] != msgtype:
@@ -308,7 +335,9 @@ class BagWriter:
         if self._writer is None:
             raise BagError(f"{self.target}: bag is not open")
         msgdef, rihs01 = definition(msgtype)
-        conn = self._writer.add_connection(topic, msgtype, msgdef=msgdef, rihs01=rihs01)
+        latched = topic in LATCHED_TOPICS if latched is None else latched
+        conn = self._writer.add_connection(topic, msgtype, msgdef=msgdef, rihs01=rihs01,
+                                           offered_qos_profiles=[_latched_qos()] if latched else ())
         self._conns[topic], self._types[topic], self.counts[topic] = conn, msgtype, 0
         return conn
 
