@@ -158,18 +158,19 @@ class SensorAugment:
     them off the generator's stream (and the training run) is exactly that of a transform without them.
     """
 
+    # the ranges of the config's sections (their defaults live there, in mtlsi_core.config): use from_config
     p: Mapping[str, float]
-    defocus_sigma: tuple[float, float] = (0.4, 1.5)
-    motion_length: tuple[float, float] = (3.0, 9.0)
-    exposure_gain: tuple[float, float] = (0.6, 1.6)
-    gamma: tuple[float, float] = (0.8, 1.25)
-    vignetting: tuple[float, float] = (0.1, 0.4)
-    wb_gain: tuple[float, float] = (0.8, 1.2)
-    shot: tuple[float, float] = (0.0, 0.01)
-    read: tuple[float, float] = (0.0, 0.01)
-    saturation: tuple[float, float] = (0.5, 1.3)
-    grayscale: float = 0.0
-    jpeg_quality: tuple[int, int] = (40, 95)
+    defocus_sigma: tuple[float, float]
+    motion_length: tuple[float, float]
+    exposure_gain: tuple[float, float]
+    gamma: tuple[float, float]
+    vignetting: tuple[float, float]
+    wb_gain: tuple[float, float]
+    shot: tuple[float, float]
+    read: tuple[float, float]
+    saturation: tuple[float, float]
+    grayscale: float
+    jpeg_quality: tuple[int, int]
 
     EFFECTS = ("defocus_blur", "motion_blur", "exposure", "vignetting", "white_balance", "sensor_noise", "saturation",
                "jpeg")
