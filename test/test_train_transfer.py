@@ -178,8 +178,8 @@ def test_shipped_checkpoint_loads_and_trains_all_parameters():
 def test_recipe_network_is_the_edge_network_for_export():
     from mtlsi_core.runtime.export import config_mismatches
 
-    # the edge network with the open choices issue 9's ablation chose (benchmarks/ablation.py CHOSEN)
-    chosen = ["model.refinement.coarse_residual=true", "model.distiller.hidden=256"]
+    # the edge network with the open choices issue 9's ablation chose (benchmarks/ablation.py, chosen_residual_no_depth)
+    chosen = ["model.refinement.coarse_residual=[semseg,normals,edge]", "model.distiller.hidden=256"]
     recipe, edge = load_config("synth_transfer_lite0"), load_config("synth_edge_lite0", chosen)
     assert recipe.model.backbone.freeze_stages > 0  # training-only differences ...
     assert config_mismatches(recipe.to_dict(), edge.to_dict()) == []  # ... so its weights export with either
