@@ -232,6 +232,43 @@ class PerceptionClient:
                 raise TimeoutError(f"perception node not connected after {timeout} s; unmatched: {missing}")
             time.sleep(0.05)
 
+    def wait_until_answering(self, timeout: float = 60.0, size: tuple[int, int] = (64, 64),
+                             interval: float = 1.0) -> int:
+        """Publish probe frames (grey, with camera_info, stamps of a few nanoseconds) on every camera, one each
+        ``interval`` seconds, until one comes back on every collected topic; returns the probes sent. Needed before
+        the first frame that must be answered: ``wait_for_node`` sees only this client's side of discovery, and the
+        node drops a frame as ``no_subscribers`` (or leaves out a topic) while its publishers have not yet matched
+        this client's subscriptions. The probes' outputs are removed from the store and the log afterwards."""
+        h, w = size
+        k = [float(w), 0.0, (w - 1) / 2.0, 0.0, float(w), (h - 1) / 2.0, 0.0, 0.0, 1.0]
+        grey = np.full((h, w, 3), 128, np.uint8)
+        deadline = time.monotonic() + timeout
+        sent: list[tuple[str, int]] = []
+        try:
+            for cam in self.cameras:
+                while True:
+                    stamp = len(sent) + 1
+                    sent.append((cam, stamp))
+                    self.publish(grey, cam, stamp_ns=stamp, k=k)
+                    try:
+                        self.wait_for(stamp, cam, timeout=max(0.0, min(interval, deadline - time.monotonic())))
+                        break
+                    except TimeoutError:
+                        if time.monotonic() >= deadline:
+                            raise TimeoutError(f"the perception node did not answer a probe frame on camera {cam!r} "
+                                               f"within {timeout} s") from None
+        finally:
+            probes = set(sent)
+            with self._cond:
+                for key in [key for key in self._store if (key[0], key[2]) in probes]:
+                    del self._store[key]
+                kept = [e for e in self.log if (e[0], e[2]) not in probes]
+                self.log.clear()
+                self.log.extend(kept)
+                for key in probes:
+                    self.published.pop(key, None)
+        return len(sent)
+
     def wait_for(self, header: Header | int, camera: str = "", topics: Iterable[str] | None = None,
                  timeout: float = 10.0, pop: bool = True) -> dict[str, Received]:
         """Outputs of one frame (by header or stamp in ns) on ``topics`` (default: all collected topics).

@@ -27,6 +27,7 @@ def test_two_cameras_one_node_batched_with_own_headers(node):
     _, ros, _ = node
     with PerceptionClient("/t", cameras=CAMS, context=ros.context, topics=TOPICS) as c:
         c.wait_for_node(60)
+        c.wait_until_answering(60)  # the node's publishers have matched this client's subscriptions too
         for i in range(3):
             headers = {}
             for j, cam in enumerate(CAMS):

@@ -28,6 +28,7 @@ def client(node):
     _, ros, _ = node
     c = PerceptionClient("/t", context=ros.context, topics=default_topics("nyud"))
     c.wait_for_node(60)
+    c.wait_until_answering(60)  # the node's publishers have matched this client's subscriptions too
     yield c
     c.close()
 
