@@ -143,14 +143,10 @@ def test_latched_topics_reach_late_subscribers_and_stay_latched(tmp_path):
         with BagPlayer(bag, context=ros.context, rate=100.0) as player:
             assert player.latched == {"/robot_description"}
             player.play()  # nobody listens yet
-            rec = BagRecorder(tmp_path / "rec.mcap", ["/robot_description"], context=ros.context)
-            try:
-                rec.wait_ready(30)
+            with BagRecorder(tmp_path / "rec.mcap", ["/robot_description"], context=ros.context) as rec:
+                rec.wait_ready(30)  # closes the bag on success, drops it on an error
                 rec.wait_for_counts({"/robot_description": 1}, timeout=30)
-            except BaseException:
-                rec.abort()
-                raise
-            out = rec.close()
+            out = tmp_path / "rec.mcap"
     finally:
         ros.close()
     with BagReader(out) as r:
