@@ -290,7 +290,10 @@ def markdown(doc: dict[str, Any]) -> str:
 
     tasks = doc["tasks"]
     lines = [f"# Ablation of the interaction stage ({BASE_CONFIG}, small bench)", "",
-             f"Date {doc['date']}; machine: {summary(doc['machine'])}; command:", "", f"    {doc['command']}", "",
+             f"Date {doc['date']}; machine: {summary(doc['machine'])}; written by:", "", f"    {doc['command']}", "",
+             "Runs are pooled from every invocation (jobs with disjoint arms / seeds side by side): one run is "
+             "`python benchmarks/ablation.py --arms ARM --seeds SEED`, its code revision and figures in "
+             "`ablation/<arm>__s<seed>.json`.", "",
              f"Data: synthetic, {DATA_SPEC['num_train']} train / {DATA_SPEC['num_val']} val frames at "
              f"{DATA_SPEC['size'][0]}x{DATA_SPEC['size'][1]} (data seed {DATA_SPEC['seed']}); input "
              f"{doc['input_size'][0]}x{doc['input_size'][1]}; {doc['iterations']} iterations at batch "
