@@ -17,8 +17,9 @@ import mtlsi_core.runtime.export as export_mod
 from mtlsi_core.checkpoint import atomic_write
 from mtlsi_core.runtime import BACKENDS, create_runtime, runtime_options
 from mtlsi_core.runtime.auto import Platform, Selection, resolve_backend
-from mtlsi_core.runtime.model_cache import (CACHE_ENV, ModelCache, cache_root, cached_onnx, key_digest, model_key,
-                                            tool_versions)
+from mtlsi_core.runtime.base import ModelFileError
+from mtlsi_core.runtime.model_cache import (CACHE_ENV, ModelCache, cache_root, cached_onnx, key_digest,
+                                            load_cached_onnx, model_key, tool_versions)
 from runtime_helpers import images, tiny_checkpoint, tiny_onnx
 
 CPU = Platform(has_cuda=False, has_tensorrt=False)
@@ -243,18 +244,41 @@ def test_auto_on_cpu_builds_the_onnx_once_then_reuses_it(tmp_path, fake_export):
     assert again.info.options["intra_op_threads"] == 1
 
 
-def test_auto_rebuilds_a_cached_file_that_does_not_load(tmp_path, fake_export):
-    ckpt = tmp_path / "model.pt"
-    shutil.copy(tiny_checkpoint(), ckpt)
-    entry = cached_onnx(ckpt, cache_dir=tmp_path)
-    # a file that passes its hash check but is not ONNX (the sidecar is rewritten to match it)
+def _poison_entry(ckpt: Path, cache_dir: Path) -> Path:
+    """A cached file that passes its hash check but is not ONNX (the sidecar is rewritten to match it)."""
+    entry = cached_onnx(ckpt, cache_dir=cache_dir)
     entry.path.write_bytes(b"not an onnx file")
     side = ModelCache.sidecar(entry.path)
     rec = json.loads(side.read_text())
     rec["sha256"] = export_mod.sha256_file(entry.path)
     side.write_text(json.dumps(rec))
-    rt = create_runtime("auto", str(ckpt), cache_dir=tmp_path, platform=CPU)
-    assert rt.info.backend == "onnx" and len(fake_export) == 2 and "model built at" in rt.selection.reason
+    return entry.path
+
+
+@pytest.mark.parametrize("backend", ["auto", "onnx"])
+def test_a_cached_file_that_does_not_load_is_rebuilt_once(tmp_path, fake_export, backend):
+    ckpt = tmp_path / "model.pt"
+    shutil.copy(tiny_checkpoint(), ckpt)
+    _poison_entry(ckpt, tmp_path)
+    extra = {"platform": CPU} if backend == "auto" else {}
+    rt = create_runtime(backend, str(ckpt), cache_dir=tmp_path, **extra)
+    assert rt.info.backend == "onnx" and len(fake_export) == 2
+    if backend == "auto":
+        assert "model built at" in rt.selection.reason
+
+
+def test_a_cached_file_rejected_twice_raises(tmp_path, fake_export):
+    ckpt = tmp_path / "model.pt"
+    shutil.copy(tiny_checkpoint(), ckpt)
+    seen = []
+
+    def loader(path):
+        seen.append(path)
+        raise ModelFileError(f"{path}: rejected")
+
+    with pytest.raises(ModelFileError, match="rejected"):
+        load_cached_onnx(ckpt, "fp32", loader, cache_dir=tmp_path)
+    assert len(seen) == 2 and len(fake_export) == 2  # built, rejected, rebuilt, rejected: raised
 
 
 def test_auto_falls_back_when_the_best_candidate_fails(tmp_path, fake_export):

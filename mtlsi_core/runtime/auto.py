@@ -125,8 +125,7 @@ def resolve_backend(platform: Platform, model_path: str | os.PathLike = "model.p
 def _create(sel: Selection, model_path: Path, kw: Mapping[str, Any]):
     """Build one candidate; ONNX files of checkpoints come from the model cache (rebuilt once if unloadable)."""
     from mtlsi_core.runtime import backend_options, create_runtime
-    from mtlsi_core.runtime.base import ModelFileError
-    from mtlsi_core.runtime.model_cache import ModelCache, cached_onnx
+    from mtlsi_core.runtime.model_cache import load_cached_onnx
 
     opts = {k: v for k, v in kw.items() if k in backend_options(sel.backend) and k not in ("cache_dir", "calibration")}
     opts.update(sel.options)
@@ -136,23 +135,17 @@ def _create(sel: Selection, model_path: Path, kw: Mapping[str, Any]):
     needs_cache = model_path.suffix in (".pt", ".pth") or (sel.precision == "int8" and model_path.suffix == ".onnx")
     if not needs_cache:
         return create_runtime(sel.backend, str(model_path), device=sel.device, precision=sel.precision, **opts), None
-    prec = "int8" if sel.precision == "int8" else "fp32"
-    for attempt in (0, 1):
-        entry = cached_onnx(model_path, prec, cache_dir=cache_dir, calibration=kw.get("calibration"),
-                            force=attempt == 1)
-        try:
-            if sel.backend == "tensorrt":
-                from mtlsi_core.runtime.tensorrt_runtime import TensorRTRuntime
 
-                return TensorRTRuntime.from_path(str(entry.path), device=sel.device, precision=sel.precision,
-                                                 auxiliary=kw.get("auxiliary")), entry
-            return create_runtime("onnx", str(entry.path), device=sel.device, precision=sel.precision, **opts), entry
-        except ModelFileError as e:
-            if attempt == 1:
-                raise
-            log.warning("cached model %s cannot be loaded (%s): rebuilding it", entry.path, e)
-            ModelCache(cache_dir).invalidate(entry.path)
-    raise AssertionError("unreachable")
+    def load(path: Path):
+        if sel.backend == "tensorrt":
+            from mtlsi_core.runtime.tensorrt_runtime import TensorRTRuntime
+
+            return TensorRTRuntime.from_path(str(path), device=sel.device, precision=sel.precision,
+                                             auxiliary=kw.get("auxiliary"))
+        return create_runtime("onnx", str(path), device=sel.device, precision=sel.precision, **opts)
+
+    return load_cached_onnx(model_path, "int8" if sel.precision == "int8" else "fp32", load, cache_dir=cache_dir,
+                            calibration=kw.get("calibration"))
 
 
 def create_auto_runtime(model_path: str | os.PathLike, device: str = "cuda", precision: str = "fp16",

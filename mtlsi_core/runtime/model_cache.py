@@ -24,9 +24,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 from mtlsi_core.checkpoint import atomic_write
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -228,5 +230,22 @@ def cached_onnx(source: str | os.PathLike, precision: str = "fp32", cache_dir: s
     return cache.get(src.stem, key, lambda path: quantize_onnx(fp32_path, path, spec), force=force)
 
 
+
+def load_cached_onnx(source: str | os.PathLike, precision: str, loader: Callable[[Path], T], *,
+                     cache_dir: str | os.PathLike | None = None, calibration: Any = None) -> tuple[T, CacheEntry]:
+    """``loader(path)`` of ``cached_onnx(source, precision)``; an entry that passed its hash check but that the
+    loader rejects (``ModelFileError``: a truncated or foreign file) is dropped and rebuilt once, and a second
+    rejection is raised. Returns the loader's result and the entry it loaded."""
+    from mtlsi_core.runtime.base import ModelFileError
+
+    entry = cached_onnx(source, precision, cache_dir=cache_dir, calibration=calibration)
+    try:
+        return loader(entry.path), entry
+    except ModelFileError as e:
+        log.warning("cached %s model %s cannot be loaded (%s): rebuilding it", precision, entry.path, e)
+        ModelCache(cache_dir).invalidate(entry.path)
+    entry = cached_onnx(source, precision, cache_dir=cache_dir, calibration=calibration, force=True)
+    return loader(entry.path), entry
+
 __all__ = ["CACHE_ENV", "CACHE_FORMAT", "CacheEntry", "ModelCache", "cache_root", "cached_onnx", "key_digest",
-           "model_key", "tool_versions"]
+           "load_cached_onnx", "model_key", "tool_versions"]

@@ -257,18 +257,13 @@ class OrtRuntime(Runtime):
         int8 = precision == "int8" and (path.suffix in (".pt", ".pth") or not _is_quantized(path))
         if int8 or path.suffix in (".pt", ".pth"):
             # a checkpoint's ONNX export (and an INT8 model) comes from the model cache, as backend auto's does
-            from mtlsi_core.runtime.model_cache import ModelCache, cached_onnx
+            from mtlsi_core.runtime.model_cache import load_cached_onnx
 
-            made = "int8" if int8 else "fp32"
             spec = _calibration_spec(calibration) if int8 else None
-            entry = cached_onnx(path, made, cache_dir=cache_dir, calibration=spec)
-            try:
-                return cls(entry.path, device=device, precision=precision, **kw)
-            except ModelFileError as e:  # a cached file that passed its hash check but does not load: rebuild once
-                log.warning("cached %s model %s cannot be loaded (%s): rebuilding it", made, entry.path, e)
-                ModelCache(cache_dir).invalidate(entry.path)
-                entry = cached_onnx(path, made, cache_dir=cache_dir, calibration=spec, force=True)
-                return cls(entry.path, device=device, precision=precision, **kw)
+            runtime, _ = load_cached_onnx(path, "int8" if int8 else "fp32",
+                                          lambda p: cls(p, device=device, precision=precision, **kw),
+                                          cache_dir=cache_dir, calibration=spec)
+            return runtime
         return cls(path, device=device, precision=precision, **kw)
 
     @property
