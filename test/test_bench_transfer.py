@@ -99,3 +99,10 @@ def test_a_data_folder_is_never_overwritten(tmp_path):
     assert transfer.ensure_data(stamped, 2, 1, (64, 96), 0, 1, "basic")["num_train"] == 2
     with pytest.raises(transfer.DataFolderError, match="made with"):
         transfer.ensure_data(stamped, 3, 1, (64, 96), 0, 1, "basic")
+
+
+def test_the_default_reference_is_the_synthetic_demo_model():
+    """The issue compares with the synthetic-only demo model; once the recipe's model is the node's default
+    (checkpoint.DEFAULT_MODEL_NAME), a default of "the node's model" would compare the model with itself."""
+    ref = transfer.build_parser().parse_args([]).reference
+    assert ref.name == "synth_edge_lite0.pt" and ref.is_file()
