@@ -230,7 +230,6 @@ def cached_onnx(source: str | os.PathLike, precision: str = "fp32", cache_dir: s
     return cache.get(src.stem, key, lambda path: quantize_onnx(fp32_path, path, spec), force=force)
 
 
-
 def load_cached_onnx(source: str | os.PathLike, precision: str, loader: Callable[[Path], T], *,
                      cache_dir: str | os.PathLike | None = None, calibration: Any = None) -> tuple[T, CacheEntry]:
     """``loader(path)`` of ``cached_onnx(source, precision)``; an entry that passed its hash check but that the
@@ -246,6 +245,7 @@ def load_cached_onnx(source: str | os.PathLike, precision: str, loader: Callable
         ModelCache(cache_dir).invalidate(entry.path)
     entry = cached_onnx(source, precision, cache_dir=cache_dir, calibration=calibration, force=True)
     return loader(entry.path), entry
+
 
 __all__ = ["CACHE_ENV", "CACHE_FORMAT", "CacheEntry", "ModelCache", "cache_root", "cached_onnx", "key_digest",
            "load_cached_onnx", "model_key", "tool_versions"]
