@@ -12,7 +12,7 @@ from mtlsi_core.tools.info import PAPER_HEAD_PARAMS_M, main, model_info
 
 TINY = Path(__file__).resolve().parent / "configs" / "tiny.yaml"
 MODEL_CONFIGS = ["nyud_hrnet18", "nyud_swin_t", "nyud_swin_l", "pascal_swin_l", "nyud_dinov2_s", "nyud_edge_lite0",
-                 "synth_edge_lite0"]
+                 "synth_edge_lite0", "synth_transfer_lite0"]
 
 
 def test_all_model_configs_are_packaged_and_valid():
