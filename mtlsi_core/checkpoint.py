@@ -17,7 +17,7 @@ import torch
 FORMAT = "mtlsi-checkpoint"
 VERSION = 1
 # the packaged model that the node, the demo and the benchmarks use when none is given (mtlsi_core/weights/<name>.pt)
-DEFAULT_MODEL_NAME = "synth_edge_lite0"
+DEFAULT_MODEL_NAME = "synth_transfer_lite0"
 
 
 def packaged_model(name: str = DEFAULT_MODEL_NAME) -> Path:

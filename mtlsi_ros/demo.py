@@ -1,7 +1,7 @@
 """The demo (`make demo`): a synthetic camera feeds the real perception node over DDS; outputs go to a contact sheet.
 
 1. starts the installed ``perception_node`` as its own process (lifecycle autostart, ``process_every_frame``),
-2. renders synthetic indoor frames (``mtlsi_core.data.synth``) and publishes them with camera_info on
+2. renders synthetic indoor frames (``mtlsi_core.data.synth``, ``--profile``) and publishes them with camera_info on
    ``/demo/image`` and ``/demo/camera_info`` at a fixed rate,
 3. collects every output topic, checks that each output's header equals its input's (stamp and frame_id),
 4. scores the outputs against the synthetic ground truth (so a reader can tell learned outputs from noise), and
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from mtlsi_core.checkpoint import atomic_write_bytes
+from mtlsi_core.data.synth import PROFILES
 from mtlsi_core.viz import colorize_depth, colorize_probability, contact_sheet
 from mtlsi_ros.publishing import CAMERA_INFO_TOPIC
 
@@ -53,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=4.0, help="camera rate in Hz (default: %(default)s)")
     p.add_argument("--size", type=_parse_size, default=(480, 640), help="camera resolution HxW (default: 480x640)")
     p.add_argument("--seed", type=int, default=2026, help="seed of the synthetic scenes (default: %(default)s)")
+    p.add_argument("--profile", default="nyud", choices=PROFILES,
+                   help="generator profile of the single frames (default: %(default)s, the rooms the shipped model "
+                        "was trained on; basic: the original generator, the rooms of synth_edge_lite0)")
     p.add_argument("--model", default="", help="model file (default: the packaged demo checkpoint)")
     p.add_argument("--backend", default="auto", help="runtime backend: auto, torch, onnx, tensorrt (default: %(default)s, "
                    "the node's: TensorRT, else torch on CUDA, else ONNX Runtime on the CPU)")
@@ -182,8 +186,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"[demo] rendering {args.frames} synthetic frames at {args.size[0]}x{args.size[1]}", flush=True)
-    frames = [render_scene(args.seed + i, size=args.size) for i in range(args.frames)]
+    print(f"[demo] rendering {args.frames} synthetic frames ({args.profile} rooms) at {args.size[0]}x{args.size[1]}",
+          flush=True)
+    frames = [render_scene(args.seed + i, size=args.size, profile=args.profile) for i in range(args.frames)]
 
     tmp = Path(tempfile.mkdtemp(prefix="mtlsi_demo_"))
     params = tmp / "params.yaml"
@@ -285,7 +290,8 @@ def run(args: argparse.Namespace) -> int:
             "model": args.model or "packaged demo checkpoint",
             "backend": args.backend,
             "runtime": _runtime_line(log_path),
-            "camera": {"size": list(args.size), "rate_hz": args.rate, "seed": args.seed},
+            "camera": {"size": list(args.size), "rate_hz": args.rate, "seed": args.seed,
+                       "profile": args.profile},
             "map": mapping,
             "real_frames": real,
         }

@@ -33,6 +33,7 @@ def test_demo_streams_frames_through_the_node_and_writes_its_outputs(tmp_path):
     assert summary["header_mismatches"] == []
     assert {"segmentation", "depth", "normals", "boundary", "output/camera_info"} <= set(summary["topics"])
     assert summary["camera_info_out"]["size"] == [96, 128]
+    assert summary["camera"]["profile"] == "nyud"  # the default: the rooms the shipped model was trained on
     scores = summary["scores_vs_synthetic_ground_truth"]
     for task in ("semseg", "depth", "normals", "edge"):  # scored against the synthetic ground truth
         assert math.isfinite(scores[task]["network"]) and math.isfinite(scores[task]["trivial"])
@@ -44,8 +45,10 @@ def test_demo_streams_frames_through_the_node_and_writes_its_outputs(tmp_path):
 
 
 def test_demo_scores_real_frames_through_the_node(tmp_path, real_samples):
-    _run_demo(tmp_path, "demo_real", f"--frames 1 --size 96x128 --map-frames 0 --real-data {real_samples}")
+    _run_demo(tmp_path, "demo_real", f"--frames 1 --size 96x128 --map-frames 0 --profile basic "
+                                      f"--real-data {real_samples}")
     out = tmp_path / "out"
+    assert json.loads((out / "summary.json").read_text())["camera"]["profile"] == "basic"
     real = json.loads((out / "summary.json").read_text())["real_frames"]
     assert len(real["frames"]) >= 2 and real["frames_per_task"]["depth"] and real["frames_per_task"]["semseg"]
     for who in ("model", "baseline"):  # the node's answers and the trivial baselines, pooled
