@@ -32,7 +32,7 @@ def run_real_frames(client: Any, out: Path, frame_id: str, root: Path, *, timeou
         sheet_row
     from mtlsi_core.tasks import get_task
     from mtlsi_core.viz import contact_sheet
-    from mtlsi_ros.bag.evaluate import decode_prediction
+    from mtlsi_ros.bag.frames import decode_image
 
     t0 = time.monotonic()
     frames = discover(Path(root))
@@ -50,7 +50,7 @@ def run_real_frames(client: Any, out: Path, frame_id: str, root: Path, *, timeou
         header = client.publish(img, frame_id=frame_id, k=K)
         got = client.wait_for(header, timeout=timeout, topics=list(topics.values()))
         # the node's images in the metrics' format, as mtlsi-bag eval reads them (NaN depth: the ignore value)
-        pred = {t: decode_prediction(t, got[topic].msg, f"{f.name}: {topic}") for t, topic in topics.items()}
+        pred = {t: decode_image(t, got[topic].msg, f"{f.name}: {topic}") for t, topic in topics.items()}
         scores.add(f.name, gt, pred)
         rows.append(sheet_row(gt, pred, TASKS))
     titles = ["input"] + [f"{t} {k}" for t in TASKS for k in ("GT", "node")]

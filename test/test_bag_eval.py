@@ -13,8 +13,8 @@ from mtlsi_core.data.nyud import NYUDMT
 from mtlsi_core.metrics import MultiTaskEvaluator, format_table
 from mtlsi_ros.bag.cli import main
 from mtlsi_ros.bag.errors import BagError
-from mtlsi_ros.bag.evaluate import EvalOptions, run_bag_eval, to_gt_grid
-from mtlsi_ros.bag.groundtruth import decode_gt
+from mtlsi_ros.bag.evaluate import EvalOptions, run_bag_eval
+from mtlsi_ros.bag.frames import decode_image, to_gt_grid
 from mtlsi_ros.bag.infer import InferOptions, run_infer
 from mtlsi_ros.bag.storage import BagReader, BagWriter
 from mtlsi_ros.conversions import image_to_numpy
@@ -43,7 +43,7 @@ def perfect_bag(gt_bag, tmp_path_factory):
             msg = r.deserialize(raw)
             frames.setdefault(raw.log_time, {})[raw.topic] = msg
         for t, f in frames.items():
-            outputs = {task: decode_gt(task, f[f"/camera/gt/{GT[task]}"], "") for task in TASKS}
+            outputs = {task: decode_image(task, f[f"/camera/gt/{GT[task]}"], "", "gt") for task in TASKS}
             outputs["edge"] = outputs["edge"].astype(np.float32)
             rgb = image_to_numpy(f["/camera/image"])
             for rel, msg in build_messages(plans, f["/camera/image"].header, outputs, rgb, f["/camera/camera_info"]):

@@ -13,7 +13,7 @@ from bag_helpers import SIZE, make_synth_bag, read_bag, synth_set
 from mtlsi_core.data.nyud import NYUDMT
 from mtlsi_ros.bag.cli import main
 from mtlsi_ros.bag.errors import BagError
-from mtlsi_ros.bag.groundtruth import decode_gt
+from mtlsi_ros.bag.frames import decode_image
 from mtlsi_ros.bag.make import MakeOptions, make_bag
 from mtlsi_ros.bag.sources import Source, dataset_source, kinect_calibration
 from mtlsi_ros.bag.storage import BagReader
@@ -48,7 +48,7 @@ def test_dataset_bag_reads_back_as_the_dataset(tmp_path):
         assert (info.height, info.width) == SIZE and np.allclose(np.reshape(info.k, (3, 3)), cam["K"])
         for task, topic in GT_TOPICS.items():
             gt_msg = msgs[(topic, stamp)][1]
-            np.testing.assert_array_equal(decode_gt(task, gt_msg, topic), raw[task], err_msg=task)
+            np.testing.assert_array_equal(decode_image(task, gt_msg, topic, "gt"), raw[task], err_msg=task)
         depth = image_to_numpy(msgs[("/camera/gt/depth", stamp)][1])
         assert np.array_equal(np.isnan(depth), raw["depth"] == 0)  # invalid depth is NaN on the topic
         assert msgs[("/camera/gt/segmentation", stamp)][1].encoding == "mono8"

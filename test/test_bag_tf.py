@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from mtlsi_ros.bag.errors import BagError
 from mtlsi_ros.bag.msgtypes import TF
 from mtlsi_ros.bag.storage import BagReader, BagWriter
-from mtlsi_ros.bag.transforms import (TF_STATIC_TOPIC, TF_TOPIC, PoseTable, quaternion_to_rotation, read_pose_table,
-                                      rotation_to_quaternion, tf_message_cdr)
+from mtlsi_ros.bag.transforms import TF_STATIC_TOPIC, TF_TOPIC, PoseTable, read_pose_table, tf_message_cdr
 
 MS = 1_000_000
 
@@ -19,13 +19,13 @@ MS = 1_000_000
 def pose(rng: np.random.Generator) -> np.ndarray:
     q = rng.normal(size=4)
     T = np.eye(4)
-    T[:3, :3] = quaternion_to_rotation(q / np.linalg.norm(q))
+    T[:3, :3] = Rotation.from_quat(q).as_matrix()
     T[:3, 3] = rng.uniform(-2, 2, 3)
     return T
 
 
 def tq(T: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return T[:3, 3].copy(), rotation_to_quaternion(T[:3, :3])
+    return T[:3, 3].copy(), Rotation.from_matrix(T[:3, :3]).as_quat()
 
 
 @pytest.fixture()

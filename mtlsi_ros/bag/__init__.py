@@ -8,8 +8,10 @@
     map      (``map.run_map``)            semantic 3D map (Open3D TSDF) of the outputs, posed by /tf
                                           (``transforms``), scored against a sequence's scene file
 
-``storage`` reads and writes bags (sqlite3 / mcap, atomic output); every bad input raises ``BagError`` with a
-one-line message naming the file, topic and message index. ``mtlsi_core`` stays free of ROS: this is mtlsi_ros.
+``storage`` reads and writes bags (sqlite3 / mcap, atomic output); ``frames`` decodes the image topics and groups
+them by stamp, ``posed`` adds intrinsics and poses (for ``map`` and ``stability``, the temporal stability of
+``eval``); every bad input raises ``BagError`` with a one-line message naming the file, topic and message index.
+``mtlsi_core`` stays free of ROS: this is mtlsi_ros.
 """
 from mtlsi_ros.bag.errors import BagError
 

@@ -1,6 +1,7 @@
 """Ground truth on bag topics: ``<camera>/gt/<task topic>`` (the registry's ``TaskSpec.ros.topic``), one
 sensor_msgs/Image per frame with the image's header. The encoding follows the task's kind in the registry, and the
-values are the dataset's targets (``mtlsi_core.data``), so ``decode_gt(encode_gt(t)) == t`` exactly:
+values are the dataset's targets (``mtlsi_core.data``), so ``frames.decode_image`` with side "gt" gives back exactly
+the target that ``encode_gt`` wrote:
 
     labels  (segmentation)  the first integer encoding of the task's ROS encodings that holds every class id and the
                             ignore value (mono8 for NYUD's 40 classes): class ids 0-based, 255 = ignore
@@ -18,7 +19,7 @@ import numpy as np
 
 from mtlsi_core.tasks import TaskSpec, get_task
 from mtlsi_ros.bag.errors import BagError
-from mtlsi_ros.conversions import ENCODINGS, image_to_numpy, numpy_to_image
+from mtlsi_ros.conversions import ENCODINGS, numpy_to_image
 
 GT_NAMESPACE = "gt"
 
@@ -67,23 +68,4 @@ def encode_gt(task: str, dataset: str, target: np.ndarray, header: Any) -> Any:
     return numpy_to_image(np.ascontiguousarray(values), enc, header)
 
 
-def decode_gt(task: str, msg: Any, where: str) -> np.ndarray:
-    """sensor_msgs/Image of a ground-truth topic -> the dataset's target format. ``where`` names the topic and
-    message for errors."""
-    spec = get_task(task)
-    try:
-        values = image_to_numpy(msg)
-    except ValueError as e:
-        raise BagError(f"{where}: {e}") from None
-    if spec.kind == "dense":
-        if values.dtype.kind != "f":
-            raise BagError(f"{where}: ground truth of {task!r} must be a float image, got {msg.encoding}")
-        values = values.astype(np.float32, copy=True)
-        values[~np.isfinite(values)] = np.float32(spec.ignore_value)
-        return values
-    if values.dtype.kind != "u" or values.ndim != 2:
-        raise BagError(f"{where}: ground truth of {task!r} must be a one-channel integer image, got {msg.encoding}")
-    return values
-
-
-__all__ = ["GT_NAMESPACE", "decode_gt", "encode_gt", "gt_encoding", "gt_topic"]
+__all__ = ["GT_NAMESPACE", "encode_gt", "gt_encoding", "gt_topic"]

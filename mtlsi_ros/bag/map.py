@@ -6,7 +6,7 @@ grouped by header stamp; intrinsics from ``<ns>/output/camera_info`` (else ``<ns
 namespace's camera_info, scaled to the output size), at the frame's stamp or the newest before it; the camera pose
 ``map -> header.frame_id`` from ``/tf`` and ``/tf_static`` of ``poses_bag`` (default: ``bag`` itself; ``infer`` copies
 them) at the frame's stamp, composed along the frame tree as tf2 does (``map -> odom -> base_link -> camera``;
-``bag.transforms``).
+``bag.transforms``). ``bag.posed`` reads these frames (the temporal stability of ``eval`` reads them too).
 
 Numerics: ``mtlsi_core.mapping`` (Open3D VoxelBlockGrid TSDF, per-voxel label votes, scores, pictures). The same map
 is built from the ground-truth topics (``<ns>/gt/depth``, ``<ns>/gt/segmentation``, with ``<ns>/camera_info``) as
@@ -28,7 +28,6 @@ labels of different sizes at a stamp, no camera_info, no frames.
 """
 from __future__ import annotations
 
-import bisect
 import json
 import os
 import time
@@ -38,13 +37,16 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
+from mtlsi_core.checkpoint import atomic_write_bytes
+from mtlsi_core.mapping.io import AtomicFolder, ply_mesh_bytes, ply_points_bytes, write_npz, write_png
+from mtlsi_core.mapping.metrics import score_map
+from mtlsi_core.mapping.render import map_views, side_by_side
+from mtlsi_core.mapping.tsdf import SemanticTSDF, TSDFOptions
 from mtlsi_ros.bag.errors import BagError
-from mtlsi_ros.bag.evaluate import FrameStream, StampJoin, decode_prediction, find_namespace
-from mtlsi_ros.bag.groundtruth import GT_NAMESPACE, decode_gt
-from mtlsi_ros.bag.msgtypes import CAMERA_INFO, IMAGE
+from mtlsi_ros.bag.make import read_scene_file, scene_file
+from mtlsi_ros.bag.posed import PosedFrame, locate, pose_frames
 from mtlsi_ros.bag.storage import BagReader
-from mtlsi_ros.bag.transforms import DEFAULT_MAP_FRAME, TF_STATIC_TOPIC, TF_TOPIC, PoseTable, read_pose_table
-
+from mtlsi_ros.bag.transforms import DEFAULT_MAP_FRAME, TF_STATIC_TOPIC, TF_TOPIC, read_pose_table
 
 @dataclass(frozen=True)
 class MapOptions:
@@ -63,130 +65,12 @@ class MapOptions:
     overwrite: bool = False
 
 
-@dataclass
-class PosedFrame:
-    stamp: int
-    frame_id: str
-    depth: np.ndarray  # metres, 0 = invalid
-    labels: np.ndarray
-    K: np.ndarray
-    T: np.ndarray  # T_map_cam
-
-
-def _ns(namespace: str) -> str:
-    return "/" + namespace.strip("/") if namespace.strip("/") else ""
-
-
-class InfoTable:
-    """camera_info of a topic by stamp: the exact stamp, else the newest before it (as the node pairs them)."""
-
-    def __init__(self, bag: BagReader, topic: str):
-        self.topic, self.source = topic, str(bag.path)
-        items: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
-        for raw in bag.messages([topic]):
-            msg = bag.deserialize(raw)
-            k = np.asarray(msg.k, np.float64).reshape(3, 3)
-            if k[0, 0] <= 0 or k[1, 1] <= 0 or not np.all(np.isfinite(k)):
-                raise BagError(f"{bag.path}: {topic} message {raw.index}: camera matrix without a focal length")
-            st = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-            items[st] = (k, (int(msg.height), int(msg.width)))
-        self.stamps = sorted(items)
-        self.items = [items[s] for s in self.stamps]
-
-    def lookup(self, stamp: int, hw: tuple[int, int], where: str) -> np.ndarray:
-        i = bisect.bisect_right(self.stamps, stamp) - 1
-        if i < 0:
-            raise BagError(f"{self.source}: no {self.topic} at or before stamp {stamp} ns ({where})")
-        k, src_hw = self.items[i]
-        if src_hw != tuple(hw):
-            from mtlsi_core.outputs import scale_intrinsics
-
-            p = np.concatenate([k, np.zeros((3, 1))], axis=1).reshape(-1)
-            k = np.asarray(scale_intrinsics(k.reshape(-1), p, src_hw, hw)[0], np.float64).reshape(3, 3)
-        return k
-
-
-def _find_info(readers: list[BagReader], topics: list[str]) -> InfoTable:
-    for t in topics:
-        for r in readers:
-            if t in r.topics() and r.topics()[t] == CAMERA_INFO:
-                return InfoTable(r, t)
-    raise BagError(f"no camera_info for the intrinsics: none of {', '.join(topics)} in "
-                   f"{', '.join(str(r.path) for r in readers)}")
-
-
-def _decode_posed(key: tuple[str, str], msg: Any, where: str) -> tuple[np.ndarray, str]:
-    """(array, header frame_id) of a prediction ("pred") or ground-truth ("gt") image."""
-    side, task = key
-    arr = (decode_prediction if side == "pred" else decode_gt)(task, msg, where)
-    return arr, msg.header.frame_id
-
-
-def _pose_frames(reader: BagReader, side: str, depth_topic: str, seg_topic: str, info: InfoTable, poses: PoseTable,
-                 map_frame: str, max_frames: int | None) -> Iterator[PosedFrame]:
-    keys = {depth_topic: (side, "depth"), seg_topic: (side, "semseg")}
-    stream = FrameStream(reader, keys, _decode_posed)
-    for n, (stamp, frame) in enumerate(stream):
-        if max_frames is not None and n >= max_frames:
-            return
-        (depth, fid), (labels, _) = frame[(side, "depth")], frame[(side, "semseg")]
-        if depth.shape[:2] != labels.shape[:2]:
-            raise BagError(f"{reader.path}: at stamp {stamp} ns {depth_topic} is {depth.shape[0]}x{depth.shape[1]} but "
-                           f"{seg_topic} is {labels.shape[0]}x{labels.shape[1]}: depth and labels must be the same "
-                           f"size")
-        where = f"frame of {depth_topic} stamped {stamp} ns"
-        K = info.lookup(stamp, depth.shape[:2], where)
-        T = poses.lookup(map_frame, fid, stamp, where)
-        yield PosedFrame(stamp, fid, depth, labels, K, T)
-
-
-@dataclass
-class BagTopics:
-    """Where a bag's map inputs are: readers and topic names of the predictions and ground truth."""
-
-    pred: BagReader
-    ns: str
-    gt: BagReader | None
-    gt_ns: str
-    pose_reader: BagReader
-
-    def pred_topics(self) -> tuple[str, str]:
-        return f"{self.ns}/depth", f"{self.ns}/segmentation"
-
-    def gt_topics(self) -> tuple[str, str]:
-        return f"{self.gt_ns}/depth", f"{self.gt_ns}/segmentation"
-
-    def pred_info(self) -> InfoTable:
-        parent = self.ns.rsplit("/", 1)[0]  # e.g. ground truth under <camera>/gt mapped as "predictions"
-        return _find_info([self.pred, self.pose_reader], [f"{self.ns}/output/camera_info", f"{self.ns}/camera_info",
-                                                          f"{parent}/camera_info"])
-
-    def gt_info(self) -> InfoTable:
-        cam = self.gt_ns[: -len(f"/{GT_NAMESPACE}")] if self.gt_ns.endswith(f"/{GT_NAMESPACE}") else self.gt_ns
-        return _find_info([r for r in (self.gt, self.pred) if r is not None], [f"{cam}/camera_info"])
-
-
-def locate(bag: BagReader, pose_reader: BagReader, namespace: str | None, gt_namespace: str | None) -> BagTopics:
-    ns = _ns(namespace) if namespace is not None else find_namespace(bag)
-    for t in (f"{ns}/depth", f"{ns}/segmentation"):
-        bag.require_topic(t, (IMAGE,), what="prediction")
-    gt_ns = _ns(gt_namespace) if gt_namespace is not None else f"{ns}/{GT_NAMESPACE}"
-    gt = None
-    for r in (bag, pose_reader):
-        if all(t in r.topics() for t in (f"{gt_ns}/depth", f"{gt_ns}/segmentation")):
-            gt = r
-            break
-    return BagTopics(bag, ns, gt, gt_ns, pose_reader)
-
-
 def _reference(scene: Mapping[str, Any], depth_max: float) -> tuple[np.ndarray, np.ndarray]:
     keep = np.asarray(scene["min_depth"]) <= depth_max
     return np.asarray(scene["points"])[keep], np.asarray(scene["labels"])[keep]
 
 
 def _build(frames: Iterator[PosedFrame], options: MapOptions) -> tuple[Any, PosedFrame | None, float]:
-    from mtlsi_core.mapping.tsdf import SemanticTSDF, TSDFOptions
-
     tsdf = SemanticTSDF(TSDFOptions(voxel_size=options.voxel_size, depth_min=options.depth_min,
                                     depth_max=options.depth_max, trunc_voxels=options.trunc_voxels,
                                     weight_threshold=options.weight_threshold))
@@ -205,9 +89,6 @@ def _build(frames: Iterator[PosedFrame], options: MapOptions) -> tuple[Any, Pose
 
 
 def _save_map(folder: Path, prefix: str, result: Any) -> None:
-    from mtlsi_core.mapping.io import ply_mesh_bytes, ply_points_bytes, write_npz
-    from mtlsi_core.checkpoint import atomic_write_bytes
-
     atomic_write_bytes(folder / f"{prefix}_mesh.ply",
                        ply_mesh_bytes(result.vertices, result.triangles, result.colors, result.labels))
     atomic_write_bytes(folder / f"{prefix}_points.ply",
@@ -217,8 +98,6 @@ def _save_map(folder: Path, prefix: str, result: Any) -> None:
 
 
 def find_scene_file(*bags: str | os.PathLike) -> Path | None:
-    from mtlsi_ros.bag.make import scene_file
-
     for b in bags:
         p = scene_file(b)
         if p.is_file():
@@ -230,8 +109,6 @@ def build_bag_maps(bag_path: str | os.PathLike, *, poses_bag: str | os.PathLike 
                    options: MapOptions = MapOptions()) -> dict[str, Any]:
     """The network map and (when the bag has ground truth and ``gt_map``) the ground-truth map of a bag:
     {"network": (MapResult, first PosedFrame, seconds), "ground_truth": ... or None, "topics": {...}}."""
-    from mtlsi_core.mapping.tsdf import TSDFOptions
-
     o = options
     if o.max_frames is not None and o.max_frames < 1:
         raise BagError(f"--max-frames must be >= 1, got {o.max_frames}")
@@ -247,13 +124,13 @@ def build_bag_maps(bag_path: str | os.PathLike, *, poses_bag: str | os.PathLike 
             poses = read_pose_table(pose_reader, o.tf_topic)
             d, s = where.pred_topics()
             info = where.pred_info()
-            net = _build(_pose_frames(bag, "pred", d, s, info, poses, o.map_frame, o.max_frames), o)
+            net = _build(pose_frames(bag, "pred", d, s, info, poses, o.map_frame, o.max_frames), o)
             if net[0] is None:
                 raise BagError(f"{bag.path}: no frame has both {d} and {s}")
             gt = None
             if o.gt_map and where.gt is not None:
                 gd, gs = where.gt_topics()
-                gt = _build(_pose_frames(where.gt, "gt", gd, gs, where.gt_info(), poses, o.map_frame, o.max_frames), o)
+                gt = _build(pose_frames(where.gt, "gt", gd, gs, where.gt_info(), poses, o.map_frame, o.max_frames), o)
                 if gt[0] is None:
                     gt = None
             static = f" {TF_STATIC_TOPIC}" if TF_STATIC_TOPIC in pose_reader.topics() else ""
@@ -269,11 +146,6 @@ def build_bag_maps(bag_path: str | os.PathLike, *, poses_bag: str | os.PathLike 
 def run_map(bag_path: str | os.PathLike, out_dir: str | os.PathLike, *, poses_bag: str | os.PathLike | None = None,
             scene: str | os.PathLike | None = None, options: MapOptions = MapOptions()) -> dict[str, Any]:
     """Build, score and write the maps of a bag (module docstring); returns the map.json document."""
-    from mtlsi_core.mapping.io import AtomicFolder, write_png
-    from mtlsi_core.mapping.metrics import score_map
-    from mtlsi_core.mapping.render import map_views, side_by_side
-    from mtlsi_ros.bag.make import read_scene_file
-
     o = options
     t0 = time.perf_counter()
     out = Path(out_dir)
@@ -336,63 +208,4 @@ def format_map_summary(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-# ---------------------------------------------------------------------------------------------- temporal stability
-
-
-def sequence_stability(bag: BagReader, gt_reader: BagReader | None, ns: str, gt_ns: str, pose_reader: BagReader,
-                       map_frame: str = DEFAULT_MAP_FRAME, tf_topic: str = TF_TOPIC,
-                       max_frames: int | None = None) -> dict[str, Any]:
-    """Frame-to-frame disagreement of the predictions (and of the ground truth, the floor) of consecutive frames,
-    warped with the poses (``mtlsi_core.mapping.stability``); ground-truth depth decides correspondences and
-    visibility where the bag has it."""
-    from mtlsi_core.mapping.stability import StabilityAccumulator, pair_disagreement
-
-    poses = read_pose_table(pose_reader, tf_topic)
-    where = BagTopics(bag, ns, gt_reader, gt_ns, pose_reader)
-    d, s = where.pred_topics()
-    info = where.pred_info()
-    preds = _pose_frames(bag, "pred", d, s, info, poses, map_frame, max_frames)
-    if gt_reader is None:
-        pairs: Iterator = ((p.stamp, p, None) for p in preds)
-    else:
-        gd, gs = where.gt_topics()
-        gts = _pose_frames(gt_reader, "gt", gd, gs, where.gt_info(), poses, map_frame, max_frames)
-        pairs = StampJoin(((p.stamp, p) for p in preds), ((g.stamp, g) for g in gts))
-    acc_pred, acc_gt = StabilityAccumulator(), StabilityAccumulator()
-    prev = None
-    for _, p, g in pairs:
-        if g is not None and p.depth.shape != g.depth.shape:
-            from mtlsi_ros.bag.evaluate import to_gt_grid
-
-            p = PosedFrame(p.stamp, p.frame_id, to_gt_grid("depth", p.depth, g.depth.shape),
-                           to_gt_grid("semseg", p.labels, g.depth.shape), g.K, p.T)
-        if prev is not None:
-            (pa, ga), (pb, gb) = prev, (p, g)
-            geo_a = ga.depth if ga is not None else None
-            geo_b = gb.depth if gb is not None else None
-            gl_b = gb.labels if gb is not None else None
-            acc_pred.add(pair_disagreement(pa.depth, pb.depth, pa.labels, pb.labels, pa.K, pb.K, pa.T, pb.T,
-                                           geo_a, geo_b, gl_b))
-            if ga is not None and gb is not None:
-                acc_gt.add(pair_disagreement(ga.depth, gb.depth, ga.labels, gb.labels, ga.K, gb.K, ga.T, gb.T,
-                                             ga.depth, gb.depth, gb.labels))
-        prev = (p, g)
-    out = {"prediction": acc_pred.result(), "warp_geometry": "ground-truth depth" if gt_reader is not None else
-           "predicted depth", "poses": f"{pose_reader.path} {tf_topic}"}
-    if acc_gt.pairs:
-        out["ground_truth"] = acc_gt.result()
-    return out
-
-
-def format_stability(st: Mapping[str, Any]) -> str:
-    rows = [("prediction", st["prediction"])] + ([("ground truth", st["ground_truth"])] if "ground_truth" in st else [])
-    lines = [f"temporal stability over {st['prediction']['pairs']} consecutive frame pairs (warped with the poses, "
-             f"correspondences from {st['warp_geometry']}):"]
-    for name, r in rows:
-        lines.append(f"  {name:12s} depth disagreement {r['depth_rel_mean'] * 100:6.2f} % (> 5 %: "
-                     f"{r['depth_rel_over_5pct'] * 100:5.2f} % of pixels), label flips {r['label_flip_rate'] * 100:6.2f} %")
-    return "\n".join(lines)
-
-
-__all__ = ["MapOptions", "PosedFrame", "build_bag_maps", "find_scene_file", "format_map_summary", "format_stability",
-           "run_map", "sequence_stability"]
+__all__ = ["MapOptions", "build_bag_maps", "find_scene_file", "format_map_summary", "run_map"]

@@ -14,11 +14,10 @@ Messages come in file order (the order they were written; within a chunk by log 
 from __future__ import annotations
 
 import io
-import os
 import sqlite3
 import struct
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 

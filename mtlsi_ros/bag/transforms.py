@@ -10,8 +10,10 @@ child's axes), so ``p_parent = T @ p_child``. ``PoseTable`` holds the frame tree
 most one parent; the edges of ``/tf_static`` hold at every stamp) and looks up ``parent -> child`` at a stamp along
 the tree, through their nearest common ancestor (``map -> odom -> base_link -> camera_link -> camera_optical_frame``
 as a robot's bag has it, or the inverse direction): every dynamic edge at that exact stamp, else the
-spherical-linear interpolation of the two around it (within ``max_gap_ns``), else an error naming the edge, the
-stamp and the lookup it serves. Frames without a chain between them are an error naming both and the tree.
+interpolation of the two around it (within ``max_gap_ns``: translation linear, rotation spherical-linear), else an
+error naming the edge, the stamp and the lookup it serves. Quaternions, rotation matrices and the spherical-linear
+interpolation are ``scipy.spatial.transform``'s ``Rotation`` and ``Slerp``. Frames without a chain between them are
+an error naming both and the tree.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation, Slerp
 
 from mtlsi_ros.bag.errors import BagError
 from mtlsi_ros.bag.msgtypes import TF, typestore
@@ -31,39 +34,11 @@ DEFAULT_MAP_FRAME = "map"
 MAX_GAP_NS = 200_000_000  # interpolate between poses at most this far apart (0.2 s)
 
 
-def rotation_to_quaternion(R: np.ndarray) -> np.ndarray:
-    """3x3 rotation -> unit quaternion (x, y, z, w), w >= 0."""
-    R = np.asarray(R, np.float64)
-    t = np.trace(R)
-    if t > 0:
-        s = 2.0 * np.sqrt(t + 1.0)
-        q = [(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, 0.25 * s]
-    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2])
-        q = [0.25 * s, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s, (R[2, 1] - R[1, 2]) / s]
-    elif R[1, 1] > R[2, 2]:
-        s = 2.0 * np.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2])
-        q = [(R[0, 1] + R[1, 0]) / s, 0.25 * s, (R[1, 2] + R[2, 1]) / s, (R[0, 2] - R[2, 0]) / s]
-    else:
-        s = 2.0 * np.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1])
-        q = [(R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, 0.25 * s, (R[1, 0] - R[0, 1]) / s]
-    q = np.array(q)
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
-
-
-def quaternion_to_rotation(q: np.ndarray) -> np.ndarray:
-    x, y, z, w = np.asarray(q, np.float64) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
 def tf_message_cdr(stamp_ns: int, parent: str, child: str, T: np.ndarray) -> bytes:
     """CDR bytes of a TFMessage holding one TransformStamped ``parent -> child`` = ``T`` at ``stamp_ns``."""
     store = typestore()
     ty = store.types
-    q = rotation_to_quaternion(T[:3, :3])
+    q = Rotation.from_matrix(np.asarray(T, np.float64)[:3, :3]).as_quat(canonical=True)  # (x, y, z, w), w >= 0
     t = np.asarray(T, np.float64)[:3, 3]
     ts = ty["geometry_msgs/msg/TransformStamped"](
         header=ty["std_msgs/msg/Header"](stamp=ty["builtin_interfaces/msg/Time"](
@@ -73,17 +48,6 @@ def tf_message_cdr(stamp_ns: int, parent: str, child: str, T: np.ndarray) -> byt
             translation=ty["geometry_msgs/msg/Vector3"](x=float(t[0]), y=float(t[1]), z=float(t[2])),
             rotation=ty["geometry_msgs/msg/Quaternion"](x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3]))))
     return bytes(store.serialize_cdr(ty[TF](transforms=[ts]), TF))
-
-
-def _slerp(q0: np.ndarray, q1: np.ndarray, a: float) -> np.ndarray:
-    d = float(np.dot(q0, q1))
-    if d < 0:
-        q1, d = -q1, -d
-    if d > 0.9995:
-        q = q0 + a * (q1 - q0)
-        return q / np.linalg.norm(q)
-    th = np.arccos(d)
-    return (np.sin((1 - a) * th) * q0 + np.sin(a * th) * q1) / np.sin(th)
 
 
 @dataclass
@@ -153,12 +117,12 @@ class PoseTable:
             elif 0 < i < len(st) and st[i] - st[i - 1] <= max_gap_ns:
                 a = (stamp - st[i - 1]) / (st[i] - st[i - 1])
                 (t0, q0), (t1, q1) = ps[i - 1], ps[i]
-                t, q = (1 - a) * t0 + a * t1, _slerp(q0, q1, a)
+                t, q = (1 - a) * t0 + a * t1, Slerp([0.0, 1.0], Rotation.from_quat([q0, q1]))(a).as_quat()
             else:
                 raise BagError(f"{self.source}: {TF_TOPIC} has no transform {key[0]} -> {key[1]} at stamp {stamp} ns"
                                f"{at} (its stamps run from {st[0]} to {st[-1]} ns, {len(st)} of them)")
         T = np.eye(4)
-        T[:3, :3] = quaternion_to_rotation(q)
+        T[:3, :3] = Rotation.from_quat(q).as_matrix()
         T[:3, 3] = t
         return T
 
@@ -220,5 +184,4 @@ def read_pose_table(bag: BagReader, topic: str = TF_TOPIC, static_topic: str | N
     return table
 
 
-__all__ = ["DEFAULT_MAP_FRAME", "PoseTable", "TF_STATIC_TOPIC", "TF_TOPIC", "quaternion_to_rotation", "read_pose_table",
-           "rotation_to_quaternion", "tf_message_cdr"]
+__all__ = ["DEFAULT_MAP_FRAME", "PoseTable", "TF_STATIC_TOPIC", "TF_TOPIC", "read_pose_table", "tf_message_cdr"]
