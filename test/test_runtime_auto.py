@@ -85,10 +85,10 @@ def test_auto_is_the_default_of_the_factory_and_the_node():
 
 
 def test_factory_defaults_ask_auto_for_the_gpu(monkeypatch):
-    import mtlsi_core.runtime.auto as auto_mod
+    import mtlsi_core.runtime as runtime_pkg
 
     seen = {}
-    monkeypatch.setattr(auto_mod, "create_auto_runtime", lambda path, **kw: seen.update(path=path, **kw))
+    monkeypatch.setattr(runtime_pkg, "create_auto_runtime", lambda path, **kw: seen.update(path=path, **kw))
     create_runtime(model_path="m.pt")
     assert seen == {"path": "m.pt", "device": "cuda", "precision": "fp16"}  # a GPU where present, else the CPU
 

@@ -24,34 +24,32 @@ Every backend (and auto) also takes ``auxiliary``: auxiliary outputs to return, 
 ``<labels task>_confidence`` (see ``base``; off by default: not free on the CPU).
 CUDA requested where absent runs on CPU with a warning and a note in ``info.notes`` (torch, onnx);
 TensorRT has no CPU path and raises ``TensorRTUnavailable`` with an explanation.
+
+Structure: ``backends`` is the registry of the concrete backends (runtime class, options); ``create_runtime`` builds
+an explicit backend through it and hands ``auto`` to ``auto.create_auto_runtime``, which chooses the candidates
+(``auto.resolve_backend``) and builds them through the same registry. Imports run one way: this module -> ``auto``
+-> ``backends`` -> the runtime modules.
 """
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from mtlsi_core.runtime.auto import AUTO, AUTO_OPTIONS, Selection, create_auto_runtime
+from mtlsi_core.runtime.backends import REGISTRY, build_backend
 from mtlsi_core.runtime.base import ModelFileError, OutputSize, Runtime, RuntimeInfo, check_images
 
-# backend -> (module, class, factory classmethod)
-_BACKENDS: dict[str, tuple[str, str, str]] = {
-    "torch": ("mtlsi_core.runtime.torch_runtime", "TorchRuntime", "from_checkpoint"),
-    "onnx": ("mtlsi_core.runtime.onnx_runtime", "OrtRuntime", "from_path"),
-    "tensorrt": ("mtlsi_core.runtime.tensorrt_runtime", "TensorRTRuntime", "from_path"),
-}
-DEFAULT_BACKEND = "auto"
-BACKENDS = (DEFAULT_BACKEND, *_BACKENDS)
+DEFAULT_BACKEND = AUTO
+BACKENDS = (DEFAULT_BACKEND, *REGISTRY)
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")  # int8: ONNX Runtime only (static quantisation)
 
 
 def backend_options(backend: str) -> tuple[str, ...]:
     """The extra keyword options a backend accepts."""
     if backend == DEFAULT_BACKEND:
-        from mtlsi_core.runtime.auto import AUTO_OPTIONS
-
         return AUTO_OPTIONS
-    if backend not in _BACKENDS:
+    if backend not in REGISTRY:
         raise ValueError(f"unknown runtime backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-    return tuple(importlib.import_module(_BACKENDS[backend][0]).OPTIONS)
+    return REGISTRY[backend].options
 
 
 def runtime_options(backend: str, **values: Any) -> dict[str, Any]:
@@ -76,19 +74,14 @@ def create_runtime(backend: str = DEFAULT_BACKEND, model_path: str | None = None
     if unknown:
         raise ValueError(f"runtime backend {backend!r} has no option(s) {', '.join(unknown)}; "
                          f"its options: {', '.join(allowed)}")
-    from mtlsi_core.runtime.auto import Selection, create_auto_runtime
-
     if backend == DEFAULT_BACKEND:
         return create_auto_runtime(str(model_path), device=device or "cuda", precision=precision or "fp16", **kw)
-    device, precision = device or "cpu", precision or "fp32"
-    module, cls_name, factory = _BACKENDS[backend]
-    cls = getattr(importlib.import_module(module), cls_name)
-    rt = getattr(cls, factory)(str(model_path), device=device, precision=precision, **kw)
+    rt = build_backend(backend, str(model_path), device or "cpu", precision or "fp32", **kw)
     info = rt.info
     rt.selection = Selection(info.backend, info.device, info.precision, f"backend {backend!r} set explicitly",
                              requested=backend)
     return rt
 
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "PRECISIONS", "runtime_options", "ModelFileError", "OutputSize", "Runtime", "RuntimeInfo", "backend_options", "check_images",
-           "create_runtime"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "PRECISIONS", "ModelFileError", "OutputSize", "Runtime", "RuntimeInfo",
+           "backend_options", "check_images", "create_runtime", "runtime_options"]

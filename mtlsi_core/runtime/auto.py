@@ -8,8 +8,9 @@ present, TensorRT importable, ONNX Runtime importable) it returns the candidates
     no CUDA device (or device cpu)  onnx (ONNX Runtime) on the CPU, fp32 (int8 when precision int8 is asked)
     no ONNX Runtime either          torch on the CPU, fp32
 
-each with a one-line reason. ``create_auto_runtime`` builds the first candidate that loads (a failure is logged
-and the next one tried, so a broken TensorRT or export never leaves the caller without a model); the runtime's
+each with a one-line reason. ``create_auto_runtime`` builds the first candidate that loads (through ``backends``, the
+registry that ``create_runtime`` builds explicit backends with; a failure is logged and the next one tried, so a
+broken TensorRT or export never leaves the caller without a model); the runtime's
 ``selection`` says what was chosen and why. ONNX files made from a checkpoint come from ``model_cache`` (a user
 cache folder, keyed by content and versions, rebuilt when corrupt or stale). ``detect_platform`` gathers the facts;
 tests inject their own. This module reads model files and writes only through ``model_cache``.
@@ -22,6 +23,12 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
+
+import torch
+
+from mtlsi_core.runtime.backends import build_backend, get_backend
+from mtlsi_core.runtime.model_cache import load_cached_onnx
+from mtlsi_core.runtime.tensorrt_runtime import tensorrt_version
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +67,10 @@ class Selection:
 
 def detect_platform() -> Platform:
     """The facts of this machine. TensorRT is imported only where a CUDA device is present."""
-    import torch
-
     has_cuda = bool(torch.cuda.is_available())
     name = torch.cuda.get_device_name(0) if has_cuda else ""
     trt_version = ""
     if has_cuda:
-        from mtlsi_core.runtime.tensorrt_runtime import tensorrt_version
-
         trt_version = tensorrt_version() or ""
     return Platform(has_cuda=has_cuda, has_tensorrt=bool(trt_version), cuda_name=name, tensorrt_version=trt_version,
                     has_onnxruntime=importlib.util.find_spec("onnxruntime") is not None)
@@ -124,28 +127,18 @@ def resolve_backend(platform: Platform, model_path: str | os.PathLike = "model.p
 
 def _create(sel: Selection, model_path: Path, kw: Mapping[str, Any]):
     """Build one candidate; ONNX files of checkpoints come from the model cache (rebuilt once if unloadable)."""
-    from mtlsi_core.runtime import backend_options, create_runtime
-    from mtlsi_core.runtime.model_cache import load_cached_onnx
-
-    opts = {k: v for k, v in kw.items() if k in backend_options(sel.backend) and k not in ("cache_dir", "calibration")}
+    backend = get_backend(sel.backend)
+    opts = {k: v for k, v in kw.items() if k in backend.options and k not in ("cache_dir", "calibration")}
     opts.update(sel.options)
-    cache_dir = kw.get("cache_dir")
-    if sel.backend == "torch":
-        return create_runtime("torch", str(model_path), device=sel.device, precision=sel.precision, **opts), None
-    needs_cache = model_path.suffix in (".pt", ".pth") or (sel.precision == "int8" and model_path.suffix == ".onnx")
-    if not needs_cache:
-        return create_runtime(sel.backend, str(model_path), device=sel.device, precision=sel.precision, **opts), None
 
     def load(path: Path):
-        if sel.backend == "tensorrt":
-            from mtlsi_core.runtime.tensorrt_runtime import TensorRTRuntime
+        return build_backend(sel.backend, str(path), sel.device, sel.precision, **opts)
 
-            return TensorRTRuntime.from_path(str(path), device=sel.device, precision=sel.precision,
-                                             auxiliary=kw.get("auxiliary"))
-        return create_runtime("onnx", str(path), device=sel.device, precision=sel.precision, **opts)
-
-    return load_cached_onnx(model_path, "int8" if sel.precision == "int8" else "fp32", load, cache_dir=cache_dir,
-                            calibration=kw.get("calibration"))
+    from_cache = model_path.suffix in (".pt", ".pth") or (sel.precision == "int8" and model_path.suffix == ".onnx")
+    if sel.backend == "torch" or not from_cache:
+        return load(model_path), None
+    return load_cached_onnx(model_path, "int8" if sel.precision == "int8" else "fp32", load,
+                            cache_dir=kw.get("cache_dir"), calibration=kw.get("calibration"))
 
 
 def create_auto_runtime(model_path: str | os.PathLike, device: str = "cuda", precision: str = "fp16",

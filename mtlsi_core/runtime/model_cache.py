@@ -1,21 +1,21 @@
 """A user-level cache of the model files made from a checkpoint on first use (ONNX fp32, ONNX INT8), keyed by
 everything that changes them, each entry written atomically and checked before use.
 
-Folder: the ``cache_dir`` argument (node parameter ``model_cache_dir``), else ``$MTLSI_CACHE_DIR``, else
-``$XDG_CACHE_HOME/mtlsi_ros``, else ``~/.cache/mtlsi_ros``. An entry is ``<stem>-<digest>.onnx`` plus a sidecar
-``<file>.json`` holding the key and the file's sha256. The key (``model_key``) holds the source's sha256 (the
-checkpoint's content), the input size, the precision, the versions of torch, onnx and onnxruntime, the cache
-format (``CACHE_FORMAT``) and, for INT8, the calibration settings; its digest names the file, so a change of any
-component selects another entry. An entry whose sidecar is missing, unreadable, of another key, or whose file's
-hash differs from the sidecar's (truncated or corrupt file) is rebuilt, and so is one the runtime then fails to
-load (``ModelCache.invalidate``). Builds write to a temporary file and ``os.replace`` it (readers never see a
-partial file); an exclusive ``flock`` on ``<file>.lock`` makes a second process that wants the same entry wait
-for the first build and reuse it. This module touches only files in the cache folder.
+Folder: the ``cache_dir`` argument (node parameter ``model_cache_dir``), else ``$MTLSI_CACHE_DIR``, else the user's
+cache folder, ``platformdirs.user_cache_dir("mtlsi_ros")`` (Linux: ``$XDG_CACHE_HOME/mtlsi_ros``, else
+``~/.cache/mtlsi_ros``; macOS: ``~/Library/Caches/mtlsi_ros``; Windows: ``%LOCALAPPDATA%\\mtlsi_ros\\Cache``). An
+entry is ``<stem>-<digest>.onnx`` plus a sidecar ``<file>.json`` holding the key and the file's sha256. The key
+(``model_key``) holds the source's sha256 (the checkpoint's content), the input size, the precision, the versions of
+torch, onnx and onnxruntime, the cache format (``CACHE_FORMAT``) and, for INT8, the calibration settings; its digest
+names the file, so a change of any component selects another entry. An entry whose sidecar is missing, unreadable, of
+another key, or whose file's hash differs from the sidecar's (truncated or corrupt file) is rebuilt, and so is one
+the runtime then fails to load (``ModelCache.invalidate``). Builds write to a temporary file and ``os.replace`` it
+(readers never see a partial file); an exclusive lock on ``<file>.lock`` (``filelock``) makes a second process that
+wants the same entry wait for the first build and reuse it. This module touches only files in the cache folder.
 """
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -24,7 +24,10 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
+
+from filelock import FileLock
+from platformdirs import user_cache_dir
 
 from mtlsi_core.checkpoint import atomic_write
 
@@ -36,16 +39,17 @@ log = logging.getLogger(__name__)
 # 2: exports carry the auxiliary outputs (<labels task>_confidence)
 CACHE_FORMAT = 2
 CACHE_ENV = "MTLSI_CACHE_DIR"
+APP_NAME = "mtlsi_ros"  # the folder under the user's cache folder
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The cache folder: ``cache_dir``, else $MTLSI_CACHE_DIR, else $XDG_CACHE_HOME/mtlsi_ros, else ~/.cache/mtlsi_ros."""
+    """The cache folder: ``cache_dir``, else $MTLSI_CACHE_DIR, else the user's cache folder (``platformdirs``; on
+    Linux $XDG_CACHE_HOME/mtlsi_ros, else ~/.cache/mtlsi_ros)."""
     if cache_dir:
         return Path(cache_dir).expanduser()
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "mtlsi_ros"
+    return Path(user_cache_dir(APP_NAME, appauthor=False))
 
 
 def tool_versions() -> dict[str, str]:
@@ -115,15 +119,10 @@ class ModelCache:
             return "the cached file is corrupt (its sha256 differs from the sidecar's)"
         return None
 
-    @contextlib.contextmanager
-    def _locked(self, path: Path) -> Iterator[None]:
+    def _lock(self, path: Path) -> FileLock:
+        """The exclusive lock of one entry, held while it is checked again and built."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(f"{path}.lock", "a+b") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+        return FileLock(f"{path}.lock")
 
     def get(self, stem: str, key: Mapping[str, Any], build: Callable[[Path], Any], force: bool = False,
             suffix: str = ".onnx") -> CacheEntry:
@@ -135,7 +134,7 @@ class ModelCache:
         if reason is None:
             log.info("using cached model %s", path)
             return CacheEntry(path, key, False, "cached")
-        with self._locked(path):
+        with self._lock(path):
             if not force:  # another process may have built it while we waited for the lock
                 again = self.stale_reason(path, key)
                 if again is None:
