@@ -16,8 +16,8 @@ Conventions of the peers, implemented here:
   is ignored entirely (all 255), as the peers' ignore-region and evaluation rules have it.
 - normals: only pixels of PASCAL-Context classes that NYUDv2 also labels (``NORMALS_VALID_CONTEXT_IDS``) have
   valid distilled normals; the rest are invalid (zero vector).
-- edges: boundaries of the 459-class label map (non-zero Laplacian), thinned to one pixel
-  (skimage.morphology.thin). Under the ``paper`` evaluation protocol (``mtlsi_core.metrics.protocol``): SEISM's
+- edges: boundaries of the 459-class label map (non-zero Laplacian), thinned to one pixel (Guo-Hall, the boundary
+  metric's ``mtlsi_core.metrics.thinning``, equal to skimage.morphology.thin). Under the ``paper`` evaluation protocol (``mtlsi_core.metrics.protocol``): SEISM's
   ``seg2bmap`` of the label map instead (thinned by the boundary metric), as InvPT / ATRC are scored.
 """
 from __future__ import annotations
@@ -29,7 +29,6 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 import scipy.io
-from skimage.morphology import thin
 
 from mtlsi_core.data.base import MultiTaskDataset, Transform, check_label_range, check_same_size, require_dir
 from mtlsi_core.data.errors import DatasetError
@@ -37,6 +36,7 @@ from mtlsi_core.data.io import read_image, read_label_png, read_png_unchanged, r
 from mtlsi_core.data.nyud import decode_normals
 from mtlsi_core.metrics.boundary import seg2bmap
 from mtlsi_core.metrics.protocol import EvalProtocol, get_protocol
+from mtlsi_core.metrics.thinning import thin
 
 PERSON_CLASS = 15  # VOC class index of "person" in PASCAL-Part
 PART_GROUPS: dict[str, int] = {
