@@ -17,8 +17,9 @@ Conventions of the peers, implemented here:
 - normals: only pixels of PASCAL-Context classes that NYUDv2 also labels (``NORMALS_VALID_CONTEXT_IDS``) have
   valid distilled normals; the rest are invalid (zero vector).
 - edges: boundaries of the 459-class label map (non-zero Laplacian), thinned to one pixel (Guo-Hall, the boundary
-  metric's ``mtlsi_core.metrics.thinning``, equal to skimage.morphology.thin). Under the ``paper`` evaluation protocol (``mtlsi_core.metrics.protocol``): SEISM's
-  ``seg2bmap`` of the label map instead (thinned by the boundary metric), as InvPT / ATRC are scored.
+  metric's ``mtlsi_core.metrics.thinning``, equal to skimage.morphology.thin). Under the ``paper`` evaluation
+  protocol (``mtlsi_core.metrics.protocol``): SEISM's ``seg2bmap`` of the label map instead (thinned by the boundary
+  metric), as InvPT / ATRC are scored.
 """
 from __future__ import annotations
 
