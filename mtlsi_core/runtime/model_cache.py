@@ -224,7 +224,7 @@ def cached_onnx(source: str | os.PathLike, precision: str = "fp32", cache_dir: s
         fp32_path = fp32.path  # int8 starts from the fp32 entry
     from mtlsi_core.runtime.quantize import CalibrationSpec, quantize_onnx
 
-    spec = calibration if calibration is not None else CalibrationSpec()
+    spec = (calibration if calibration is not None else CalibrationSpec()).resolved()  # the scheme for this CPU
     key = model_key(sha, input_size, "int8", extra={"calibration": spec.key()})
     return cache.get(src.stem, key, lambda path: quantize_onnx(fp32_path, path, spec), force=force)
 

@@ -16,8 +16,9 @@ Precision: an ``mtlsi-export`` graph is fp32. fp16 is applied only through the T
 (``trt_fp16_enable``); otherwise fp16/bf16 requests run fp32 with a note (fp16 does not help on CPU).
 ``int8``: static INT8 quantisation (``quantize``, calibrated on synthetic frames, option ``calibration``: a
 ``quantize.CalibrationSpec`` or a dict of its fields), made once from the ``.pt`` or fp32 ``.onnx`` into the
-model cache (``model_cache``, option ``cache_dir``); an INT8 file (``mtlsi.quantization`` in its metadata) runs as
-it is and reports precision int8.
+model cache (``model_cache``, option ``cache_dir``) with the scheme exact on this CPU (``quantize.choose_scheme``: 7-bit
+weights on x86 without VNNI); an INT8 file (``mtlsi.quantization`` in its metadata) runs as it is and reports
+precision int8, with a warning where its scheme saturates this CPU's kernels.
 ``auxiliary``: auxiliary outputs to return (e.g. ("confidence",), see ``base``). An export holds every auxiliary output;
 those not asked for are cut from the graph before the session is made (ONNX Runtime computes every node of a graph
 whatever outputs a run fetches: 16-23 ms of max softmax per frame on the shipped model), and a file exported before an
@@ -198,9 +199,13 @@ class OrtRuntime(Runtime):
             raise ModelFileError(f"{path}: ONNX Runtime cannot load it: {type(e).__name__}: {e}") from None
         props = self.session.get_modelmeta().custom_metadata_map
         meta = ModelMeta.from_props(props, str(path))
-        from mtlsi_core.runtime.quantize import quantization_of
+        from mtlsi_core.runtime.quantize import quantization_of, scheme_warning
 
         self.quantization = quantization_of(props, str(path))
+        unsafe = scheme_warning(self.quantization) if self.quantization is not None else None
+        if unsafe:
+            self._notes.append(f"{path.name}: {unsafe}")
+            log.warning(self._notes[-1])
         super().__init__(meta.tasks, meta.dataset, meta.input_size, meta.mean, meta.std, meta.canonical_focal,
                          wanted_aux)
         self.meta = meta

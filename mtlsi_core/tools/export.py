@@ -3,13 +3,16 @@
     mtlsi-export --checkpoint runs/nyud_swin_t/best.pt --format onnx [--config nyud_swin_t] [--output m.onnx]
     mtlsi-export --checkpoint best.pt --format engine --precision fp16 [--max-batch 4] [--force-rebuild]
     mtlsi-export --checkpoint best.pt --format onnx --precision int8 [--calib-frames 24] [--quant-format qdq]
+                 [--int8-scheme auto|u8s8|u8s8_reduced|u8u8]
 
 The ONNX has a static input size (the config's ``data.input_size``; change it with
 ``--set data.input_size=[480,640]``), a dynamic batch (``--static-batch N`` fixes it), uint8 NHWC input
 ``images`` and one named output per task; its metadata carries the config, so runtimes need no checkpoint.
 Without ``--no-verify`` it is checked against PyTorch with ONNX Runtime (tolerances printed).
 ``--format onnx --precision int8`` also writes ``<output stem>.int8.onnx``: static INT8 quantisation calibrated on
-synthetic frames (``mtlsi_core.runtime.quantize``), run by the ``onnx`` backend as it is.
+synthetic frames (``mtlsi_core.runtime.quantize``), run by the ``onnx`` backend as it is; its scheme is the one exact
+on this CPU (``--int8-scheme auto``): for another machine, name that machine's (``u8s8_reduced`` runs exactly on every
+x86 CPU, ``u8s8`` only with VNNI or on ARM).
 ``--format engine`` writes the ONNX and then builds ``<onnx stem>.<precision>.<H>x<W>.trt<version>.engine``
 beside it (reused while its key is unchanged).
 
@@ -24,6 +27,7 @@ import sys
 from pathlib import Path
 
 from mtlsi_core.runtime.export import DEFAULT_OPSET, EXPORTERS, MIN_OPSET
+from mtlsi_core.runtime.quantize import INT8_SCHEMES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--calib-frames", type=int, default=24, help="synthetic calibration frames")
     q.add_argument("--calib-seed", type=int, default=None, help="seed of the calibration scenes")
     q.add_argument("--quant-format", choices=("qdq", "qoperator"), default="qdq")
+    q.add_argument("--int8-scheme", choices=("auto", *INT8_SCHEMES), default="auto",
+                   help="weights: auto (exact on this CPU), u8s8 (8-bit: VNNI or ARM only), u8s8_reduced (7-bit: "
+                        "any x86), u8u8")
     p.add_argument("--quiet", "-q", action="store_true")
     return p
 
@@ -117,14 +124,16 @@ def main(argv: list[str] | None = None) -> int:
             from mtlsi_core.runtime.quantize import CalibrationSpec, quantize_onnx
 
             try:
-                spec = CalibrationSpec(frames=args.calib_frames, quant_format=args.quant_format)
+                spec = CalibrationSpec(frames=args.calib_frames, quant_format=args.quant_format,
+                                       scheme=args.int8_scheme).resolved()
                 if args.calib_seed is not None:
                     spec = _replace(spec, seed=args.calib_seed)
                 q = quantize_onnx(output, output.with_name(f"{output.stem}.int8.onnx"), spec)
             except (ValueError, RuntimeError, ModelFileError) as e:
                 print(f"mtlsi-export: INT8 quantisation failed: {e}", file=sys.stderr)
                 return 1
-            print(f"wrote {q}  (INT8 {spec.quant_format}, calibrated on {spec.frames} synthetic frames)")
+            print(f"wrote {q}  (INT8 {spec.quant_format}, {spec.scheme}, calibrated on {spec.frames} synthetic "
+                  "frames)")
         return 0
     if args.precision == "int8":
         print("mtlsi-export: error: --precision int8 applies to --format onnx (TensorRT runs fp16, bf16 or fp32)",
