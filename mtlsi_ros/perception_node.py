@@ -6,20 +6,22 @@ activate   (reload the model if deactivate released it), subscribe, start the in
 deactivate unsubscribe, stop the worker, release the model (frees GPU memory)
 cleanup    destroy publishers and timers
 
-Subscription callbacks only validate and convert the image and put it in its camera's buffer; one worker
-thread takes the frames that are ready across cameras, runs them as one batch through the runtime and
-publishes every output with the input's header. Nothing a message contains can stop the node: every error is
+Subscription callbacks only validate and convert the image and put it in its camera's buffer; one inference
+thread takes the frames that are ready across cameras and runs them as one batch through the runtime; one
+publishing thread builds and publishes every output with the input's header, so the next batch's inference overlaps
+the last one's messages (a hand-over of one batch: inference waits while publishing is a batch behind). Nothing a message contains can stop the node: every error is
 logged (throttled) and counted in /diagnostics under a drop reason.
 """
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 import time
 import traceback
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -43,6 +45,7 @@ from mtlsi_ros.publishing import (CameraOutputs, build_plans, build_points_plan,
 
 NODE_NAME = "perception"
 QUEUE_WAIT_S = 10.0  # process_every_frame: longest a callback waits for room before dropping (queue_full)
+PUBLISH_HANDOVER = 1  # inferred batches waiting for the publishing thread (more only adds latency)
 CAMERA_INFO_KEEP = 10  # recent camera_info messages kept per camera for pairing by stamp
 
 
@@ -73,6 +76,8 @@ class PerceptionNode(LifecycleNode):
         self._subs: list = []
         self._buffers: FrameBuffers | None = None
         self._worker: threading.Thread | None = None
+        self._publisher: threading.Thread | None = None
+        self._to_publish: queue.Queue | None = None
         self._stop = threading.Event()
         self._active = False
         self._diag_pub = None
@@ -142,9 +147,7 @@ class PerceptionNode(LifecycleNode):
                 self._subs.append(self.create_subscription(
                     CameraInfo, join_topic(ns, "camera_info"), lambda m, i=i: self._infos[i].append(m),
                     qos.camera_info_qos(reliable=p.process_every_frame), callback_group=self._aux_group))
-        self._stop.clear()
-        self._worker = threading.Thread(target=self._worker_loop, name="inference", daemon=True)
-        self._worker.start()
+        self._start_processing()
         self._active = True
         self.get_logger().info(f"active: subscribed to {suffix} of cameras "
                                f"{', '.join(repr(c) for c in p.cameras)} "
@@ -206,6 +209,17 @@ class PerceptionNode(LifecycleNode):
             except Exception as e:
                 self.get_logger().warning(f"closing the runtime failed: {e}")
 
+    def _start_processing(self) -> None:
+        """Start the inference and publishing threads on ``self._buffers`` (``_stop_processing`` ends both)."""
+        self._stop.clear()
+        self._to_publish = queue.Queue(maxsize=PUBLISH_HANDOVER)
+        self._publisher = threading.Thread(target=self._publish_loop, args=(self._to_publish,), name="publishing",
+                                           daemon=True)
+        self._worker = threading.Thread(target=self._worker_loop, args=(self._to_publish,), name="inference",
+                                        daemon=True)
+        self._publisher.start()
+        self._worker.start()
+
     def _stop_processing(self) -> None:
         self._active = False
         if self._buffers is not None:  # wakes callbacks waiting for room and the worker
@@ -215,9 +229,10 @@ class PerceptionNode(LifecycleNode):
         for s in self._subs:
             self.destroy_subscription(s)
         self._subs = []
-        if self._worker is not None and self._worker is not threading.current_thread():
-            self._worker.join(timeout=30.0)
-        self._worker = None
+        for thread in (self._worker, self._publisher):  # the publisher sends what was inferred, then ends
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout=30.0)
+        self._worker = self._publisher = self._to_publish = None
         self._buffers = None
 
     def _teardown(self) -> None:
@@ -311,18 +326,42 @@ class PerceptionNode(LifecycleNode):
     def _output_arg(self, frame: Frame) -> Any:
         return output_size_arg(self.p, frame.rgb.shape[:2])  # shared with mtlsi-bag infer
 
-    def _worker_loop(self) -> None:
+    def _worker_loop(self, to_publish: queue.Queue) -> None:
         buffers, window = self._buffers, self.p.batch_window_ms / 1000.0
-        while not self._stop.is_set():
+        try:
+            while not self._stop.is_set():
+                try:
+                    batch = buffers.take_batch(window, wait_s=0.2)
+                    if batch:
+                        for job in self._process(batch):
+                            to_publish.put(job)  # waits while the publishing thread is a batch behind
+                except Exception as e:
+                    self.get_logger().error(f"inference worker: {type(e).__name__}: {e}\n"
+                                            f"{traceback.format_exc()}", throttle_duration_sec=1.0)
+        finally:
+            to_publish.put(None)  # the publishing thread ends after what is queued
+
+    def _publish_loop(self, to_publish: queue.Queue) -> None:
+        while (job := to_publish.get()) is not None:
             try:
-                batch = buffers.take_batch(window, wait_s=0.2)
-                if batch:
-                    self._process(batch)
+                self._publish(*job)
             except Exception as e:
-                self.get_logger().error(f"inference worker: {type(e).__name__}: {e}\n{traceback.format_exc()}",
+                self.get_logger().error(f"publishing: {type(e).__name__}: {e}\n{traceback.format_exc()}",
                                         throttle_duration_sec=1.0)
 
-    def _process(self, batch: list[Frame]) -> None:
+    def _publish(self, frames: list[Frame], results: list, infos: list, infer_s: float, batch_size: int) -> None:
+        for f, res, info in zip(frames, results, infos):
+            t1 = time.monotonic()
+            try:
+                self._outputs[f.camera].publish(f.header, res, f.rgb, info)
+            except Exception as e:
+                self._bad_frame(f.camera, "publish_error", f"{type(e).__name__}: {e}")
+                continue
+            now = time.monotonic()
+            self._stats[f.camera].answered(now, now - f.received, infer_s, batch_size, now - t1)
+
+    def _process(self, batch: list[Frame]) -> Iterator[tuple]:
+        """Run the frames of ``batch`` that have subscribers; yields ``_publish``'s arguments per output size."""
         rt = self.runtime
         ready = []
         for f in batch:
@@ -345,16 +384,7 @@ class PerceptionNode(LifecycleNode):
                 for f in frames:
                     self._bad_frame(f.camera, "inference_error", f"{type(e).__name__}: {e}")
                 continue
-            infer_s = time.monotonic() - t0
-            for f, res, info in zip(frames, results, infos):
-                t1 = time.monotonic()
-                try:
-                    self._outputs[f.camera].publish(f.header, res, f.rgb, info)
-                except Exception as e:
-                    self._bad_frame(f.camera, "publish_error", f"{type(e).__name__}: {e}")
-                    continue
-                now = time.monotonic()
-                self._stats[f.camera].answered(now, now - f.received, infer_s, len(ready), now - t1)
+            yield frames, results, infos, time.monotonic() - t0, len(ready)
 
     # ------------------------------------------------------------------------------------------ diagnostics
 

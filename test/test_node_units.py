@@ -346,3 +346,58 @@ def test_plans_follow_registry_and_params(tmp_path):
 def test_camera_info_made_by_client_helper_is_consistent():
     info = make_camera_info(np.eye(3).reshape(-1) * 2, (10, 20), Header())
     assert isinstance(info, CameraInfo) and info.p[0] == 2.0 and info.p[3] == 0.0 and (info.height, info.width) == (10, 20)
+
+
+# ------------------------------------------------------------------------------------------------ pipelining
+
+def test_the_next_inference_overlaps_the_last_publish():
+    """Inference and publishing run on two threads: while frame k's messages go out, frame k+1 is inferred; every
+    frame is still published, in order, with its own header, and stopping sends what was already inferred."""
+    import rclpy
+    from std_msgs.msg import Header
+
+    from mtlsi_ros.perception_node import PerceptionNode
+
+    spans: dict[str, list[tuple[float, float, int, str]]] = {"infer": [], "publish": []}
+    busy_s = 0.15
+
+    class SlowRuntime:
+        def infer(self, rgbs, output_size=None, focal_lengths=None):
+            t0 = time.monotonic()
+            time.sleep(busy_s)
+            spans["infer"].append((t0, time.monotonic(), int(rgbs[0][0, 0, 0]), threading.current_thread().name))
+            return [{"depth": np.zeros(r.shape[:2], np.float32)} for r in rgbs]
+
+    class SlowOutputs:
+        def has_subscribers(self):
+            return True
+
+        def publish(self, header, outputs, rgb, info):
+            t0 = time.monotonic()
+            time.sleep(busy_s)
+            spans["publish"].append((t0, time.monotonic(), int(header.frame_id), threading.current_thread().name))
+
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx)
+    try:
+        node = PerceptionNode(context=ctx)
+        node.p = validate({"process_every_frame": True, "use_camera_info": False, "batch_window_ms": 0})
+        node.runtime, node._outputs, node._stats = SlowRuntime(), [SlowOutputs()], [CameraStats("cam")]
+        node._buffers = FrameBuffers(1, ordered=True, capacity=8)
+        node._start_processing()
+        for k in range(4):
+            rgb = np.full((4, 6, 3), k, np.uint8)
+            node._buffers.put(Frame(0, Header(frame_id=str(k)), rgb, time.monotonic()))
+        deadline = time.monotonic() + 10
+        while len(spans["infer"]) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        node._stop_processing()  # the frames inferred before the stop are still published
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=ctx)
+    assert [s[2] for s in spans["infer"]] == [0, 1, 2, 3] and [s[2] for s in spans["publish"]] == [0, 1, 2, 3]
+    assert {s[3] for s in spans["infer"]} == {"inference"} and {s[3] for s in spans["publish"]} == {"publishing"}
+    # frame k+1's inference began before frame k's publishing ended
+    overlapped = [k for k in range(3) if spans["infer"][k + 1][0] < spans["publish"][k][1]]
+    assert overlapped == [0, 1, 2], (spans, overlapped)
+    assert node._stats[0].snapshot(time.monotonic())["frames_out"] == 4
