@@ -47,6 +47,7 @@ from mtlsi_core.checkpoint import atomic_write_bytes  # noqa: E402
 from mtlsi_core.config import Config, load_config  # noqa: E402
 from mtlsi_core.tasks import get_task  # noqa: E402
 from mtlsi_core.tools.machine import describe, summary  # noqa: E402
+from mtlsi_core.training.evaluate import json_default  # noqa: E402
 
 log = logging.getLogger("ablation")
 
@@ -137,7 +138,7 @@ def result_path(results: Path, arm: str, seed: int) -> Path:
 
 
 def _json(doc: Any) -> bytes:
-    return json.dumps(doc, indent=2, default=lp._json_default).encode()
+    return json.dumps(doc, indent=2, default=json_default).encode()
 
 
 def run_arm_seed(args: argparse.Namespace, arm: str, seed: int) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from mtlsi_core.checkpoint import atomic_write_bytes  # noqa: E402
 from mtlsi_core.config import Config, load_config  # noqa: E402
 from mtlsi_core.tasks import get_task  # noqa: E402
 from mtlsi_core.tools.machine import describe, summary  # noqa: E402
+from mtlsi_core.training.evaluate import json_default  # noqa: E402
 
 # metric family -> margins of ``learned``: higher is better: >= ratio x constant and >= gain + each reference;
 # lower is better: <= ratio x each reference
@@ -234,7 +235,7 @@ def evaluate_untrained(args: argparse.Namespace, interaction: str, val_set: Any)
     model = build_model(cfg)
     out = evaluate_model(model, val_set, cfg.tasks, args.device, batch_size=cfg.train.batch_size)
     result = {"headline": scoring.headline_metrics(out.metrics, cfg.tasks), "metrics": out.metrics}
-    atomic_write_bytes(cache, json.dumps({"key": key, "result": result}, indent=2, default=_json_default).encode())
+    atomic_write_bytes(cache, json.dumps({"key": key, "result": result}, indent=2, default=json_default).encode())
     return result
 
 
@@ -407,21 +408,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.export_weights:
         doc["exported"] = export_demo_weights(main_run, doc, Path(args.export_weights), args.max_mb)
     res = Path(args.results_dir)
-    atomic_write_bytes(res / "learning_proof.json", json.dumps(doc, indent=2, default=_json_default).encode())
+    atomic_write_bytes(res / "learning_proof.json", json.dumps(doc, indent=2, default=json_default).encode())
     md = markdown(doc)
     atomic_write_bytes(res / "learning_proof.md", md.encode())
     print(md)
     return 0 if verdict["learned"] else 1
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.generic,)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 if __name__ == "__main__":

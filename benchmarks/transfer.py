@@ -53,6 +53,7 @@ import real_frames as rf  # noqa: E402
 
 from mtlsi_core.checkpoint import atomic_write_bytes, packaged_model  # noqa: E402
 from mtlsi_core.data.synth import PROFILES  # noqa: E402
+from mtlsi_core.training.evaluate import json_default  # noqa: E402
 
 log = logging.getLogger("transfer")
 # issue 10 compares with the demo model as it was (synthetic only), named so that shipping this recipe's model as
@@ -414,7 +415,7 @@ def train_and_report(args: argparse.Namespace, argv: Sequence[str], cfg: Any, ou
             log.info("exported %s (%s MiB)", args.export_weights, doc["exported"]["size_mib"])
     res = Path(args.results_dir)
     stem = f"transfer_{cfg.name}"
-    atomic_write_bytes(res / f"{stem}.json", json.dumps(doc, indent=2, default=lp._json_default).encode())
+    atomic_write_bytes(res / f"{stem}.json", json.dumps(doc, indent=2, default=json_default).encode())
     md = markdown(doc)
     atomic_write_bytes(res / f"{stem}.md", md.encode())
     print(md)

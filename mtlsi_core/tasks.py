@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Callable, Collection, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 import torch
 
@@ -157,17 +157,28 @@ def _frozen(**kw: object) -> Mapping[str, object]:
     return MappingProxyType(dict(kw))
 
 
+def _class_ids(name: str, *, weight: float, topic: str, description: str, **extra: Any) -> TaskSpec:
+    """A task of one class id per pixel: cross-entropy, mIoU, argmax, nearest resampling, 255 = ignore, published
+    as mono8 / mono16 ids on ``topic`` (and colourised on ``topic``/color), with the confidence of its argmax as an
+    auxiliary output. Every labels task is trained, scored and published this way."""
+    return TaskSpec(
+        name=name, kind="labels", channels=None,
+        loss="cross_entropy", loss_kwargs=_frozen(ignore_index=255), weight=weight,
+        metric="miou", activation="argmax", ignore_value=255, interpolation="nearest",
+        higher_is_better=True,
+        visual="labels",
+        ros=RosOutput(topic, ("mono8", "mono16"), color_topic=f"{topic}/color"),
+        description=description,
+        auxiliary=(LABEL_CONFIDENCE,),
+        **extra,
+    )
+
+
 TASKS: Mapping[str, TaskSpec] = MappingProxyType(
     {
-        "semseg": TaskSpec(
-            name="semseg", kind="labels", channels=None,
-            loss="cross_entropy", loss_kwargs=_frozen(ignore_index=255), weight=1.0,
-            metric="miou", activation="argmax", ignore_value=255, interpolation="nearest",
-            higher_is_better=True,
-            visual="labels",
-            ros=RosOutput("segmentation", ("mono8", "mono16"), color_topic="segmentation/color"),
+        "semseg": _class_ids(
+            "semseg", weight=1.0, topic="segmentation",
             description="semantic segmentation, class ids (0-based; 255 = ignore)",
-            auxiliary=(LABEL_CONFIDENCE,),
         ),
         "depth": TaskSpec(
             name="depth", kind="dense", channels=1,
@@ -198,17 +209,11 @@ TASKS: Mapping[str, TaskSpec] = MappingProxyType(
             ros=RosOutput("boundary", ("mono8", "32FC1")),
             description="object boundaries, probability",
         ),
-        "human_parts": TaskSpec(
-            name="human_parts", kind="labels", channels=None,
-            loss="cross_entropy", loss_kwargs=_frozen(ignore_index=255), weight=2.0,
-            metric="miou", activation="argmax", ignore_value=255, interpolation="nearest",
-            higher_is_better=True,
-            visual="labels",
-            ros=RosOutput("human_parts", ("mono8", "mono16"), color_topic="human_parts/color"),
+        "human_parts": _class_ids(
+            "human_parts", weight=2.0, topic="human_parts",
             description="human part parsing, class ids (0 = background; 255 = ignore)",
             # InvPT/ATRC ignore images without any part annotation (all 0/255) when scoring parts
             metric_kwargs=_frozen(skip_images_without_foreground=True),
-            auxiliary=(LABEL_CONFIDENCE,),
         ),
         "sal": TaskSpec(
             name="sal", kind="binary", channels=2,

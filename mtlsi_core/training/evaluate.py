@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """``json.dumps(..., default=json_default)``: numpy scalars and arrays, tensors and paths as JSON values."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -175,7 +176,7 @@ def run_eval(checkpoint: str | Path, *, config: str | None = None, overrides: Se
         "table": table,
     }
     if json_out is not None:
-        atomic_write_bytes(json_out, json.dumps(doc, indent=2, default=_json_default).encode())
+        atomic_write_bytes(json_out, json.dumps(doc, indent=2, default=json_default).encode())
     return doc
 
 

@@ -39,7 +39,7 @@ from mtlsi_core.data.nyud import LAYOUT, NYUDMT
 from mtlsi_core.metrics import MultiTaskEvaluator
 from mtlsi_core.tasks import TASKS, get_dataset, get_task
 from mtlsi_core.training import scoring
-from mtlsi_core.training.evaluate import _json_default, format_results_table
+from mtlsi_core.training.evaluate import format_results_table, json_default
 from mtlsi_ros.bag.errors import BagError
 from mtlsi_ros.bag.frames import (FrameStream, StampJoin, decode_image, decode_keyed, find_namespace, to_gt_grid,
                                   topic_namespace)
@@ -143,7 +143,7 @@ def run_bag_eval(bag_path: str | os.PathLike, *, gt_bag: str | os.PathLike | Non
         doc["temporal_stability"] = stability
         doc["table"] = table + "\n" + format_stability(stability)
     if json_out is not None:
-        atomic_write_bytes(json_out, json.dumps(doc, indent=2, default=_json_default).encode())
+        atomic_write_bytes(json_out, json.dumps(doc, indent=2, default=json_default).encode())
     return doc
 
 
