@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,3 +34,26 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory) -> Path:
+    """A tiny synthetic training set (6 train and 2 val frames of 64 x 96, seed 0), written once per session, for
+    the tests that train the tiny config (test/configs/tiny.yaml). Tests read it and never change it."""
+    from mtlsi_core.data.synth import write_dataset
+
+    root = tmp_path_factory.mktemp("synth_train")
+    write_dataset(root, num_train=6, num_val=2, seed=0, size=(64, 96), workers=1)
+    return root
+
+
+@pytest.fixture
+def writable_copy(tmp_path):
+    """``writable_copy(folder)``: a copy of ``folder`` under the test's tmp_path, for tests that damage a dataset."""
+
+    def copy(src: Path) -> Path:
+        dst = tmp_path / "copy"
+        shutil.copytree(src, dst)
+        return dst
+
+    return copy

@@ -41,10 +41,8 @@ def synth_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def copy_root(synth_root, tmp_path) -> Path:
-    dst = tmp_path / "copy"
-    shutil.copytree(synth_root, dst)
-    return dst
+def copy_root(synth_root, writable_copy) -> Path:
+    return writable_copy(synth_root)
 
 
 def test_train_sample_format(synth_root):

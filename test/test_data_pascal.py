@@ -88,10 +88,8 @@ def pascal_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture()
-def copy_root(pascal_root, tmp_path) -> Path:
-    dst = tmp_path / "copy"
-    shutil.copytree(pascal_root, dst)
-    return dst
+def copy_root(pascal_root, writable_copy) -> Path:
+    return writable_copy(pascal_root)
 
 
 def _cfg(tasks=TASKS, input_size=(64, 64)):

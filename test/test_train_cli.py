@@ -6,20 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from mtlsi_core.data.synth import write_dataset
 from mtlsi_core.training.train import main
 
 TINY = str(Path(__file__).parent / "configs" / "tiny.yaml")
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth_cli")
-    write_dataset(root, num_train=4, num_val=1, seed=1, size=(64, 96), workers=1)
-    return root
 
 
 def run(capsys, *argv: str) -> tuple[int, str]:
@@ -32,8 +24,8 @@ def test_missing_data_folder(capsys, tmp_path):
     assert rc == 2 and f"--data {tmp_path / 'absent'}: folder not found" in err
 
 
-def test_unknown_config_key_is_named(capsys, tmp_path, synth):
-    rc, err = run(capsys, "--config", TINY, "--data", str(synth), "--set", "train.learning_rate=0.1")
+def test_unknown_config_key_is_named(capsys, tmp_path, tiny_synth):
+    rc, err = run(capsys, "--config", TINY, "--data", str(tiny_synth), "--set", "train.learning_rate=0.1")
     assert rc == 2 and "train.learning_rate: unknown key" in err and "tiny.yaml" in err
 
 
@@ -42,16 +34,17 @@ def test_missing_config_file(capsys):
     assert rc == 2 and "no_such_config_here" in err and "not found" in err
 
 
-def test_cuda_requested_without_cuda(capsys, synth, tmp_path):
+def test_cuda_requested_without_cuda(capsys, tiny_synth, tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    rc, err = run(capsys, "--config", TINY, "--data", str(synth), "--output", str(tmp_path / "o"), "--device", "cuda")
+    rc, err = run(capsys, "--config", TINY, "--data", str(tiny_synth), "--output", str(tmp_path / "o"),
+                  "--device", "cuda")
     assert rc == 2 and "CUDA is not available" in err
 
 
-def test_corrupt_checkpoint_is_named(capsys, synth, tmp_path):
+def test_corrupt_checkpoint_is_named(capsys, tiny_synth, tmp_path):
     out = tmp_path / "run"
-    args = ["--config", TINY, "--data", str(synth), "--output", str(out), "--device", "cpu", "--no-progress",
+    args = ["--config", TINY, "--data", str(tiny_synth), "--output", str(out), "--device", "cpu", "--no-progress",
             "--set", "train.iterations=2", "--set", "train.eval_every=100", "--eval-max-frames", "1"]
     assert main(args) == 0
     last = out / "last.pt"
@@ -63,9 +56,10 @@ def test_corrupt_checkpoint_is_named(capsys, synth, tmp_path):
     assert rc == 2 and f"checkpoint file not found: {tmp_path / 'missing.pt'}" in err
 
 
-def test_resume_path_alone_uses_the_stored_config(capsys, synth, tmp_path):
+def test_resume_path_alone_uses_the_stored_config(capsys, tiny_synth, tmp_path):
     out = tmp_path / "run"
-    base = ["--data", str(synth), "--output", str(out), "--device", "cpu", "--no-progress", "--eval-max-frames", "1"]
+    base = ["--data", str(tiny_synth), "--output", str(out), "--device", "cpu", "--no-progress",
+            "--eval-max-frames", "1"]
     assert main(["--config", TINY, *base, "--set", "train.iterations=3", "--set", "train.eval_every=100",
                  "--max-iterations", "2"]) == 0
     assert main([*base, "--resume", str(out / "last.pt")]) == 0

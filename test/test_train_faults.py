@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from mtlsi_core.checkpoint import load_checkpoint
-from mtlsi_core.data.synth import write_dataset
 from mtlsi_core.training.train import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,15 +20,8 @@ TINY = str(REPO / "test" / "configs" / "tiny.yaml")
 EVERY = 3
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth_faults")
-    write_dataset(root, num_train=6, num_val=1, seed=2, size=(64, 96), workers=1)
-    return root
-
-
-def _args(synth: Path, out: Path, total: int) -> list[str]:
-    return ["--config", TINY, "--data", str(synth), "--output", str(out), "--device", "cpu", "--no-progress",
+def _args(tiny_synth: Path, out: Path, total: int) -> list[str]:
+    return ["--config", TINY, "--data", str(tiny_synth), "--output", str(out), "--device", "cpu", "--no-progress",
             "--workers", "0", "--eval-max-frames", "1", "--set", f"train.iterations={total}",
             "--set", f"train.checkpoint_every={EVERY}", "--set", "train.eval_every=1000",
             "--set", "train.log_every=1"]
@@ -40,12 +32,12 @@ def _logged_iterations(text: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_sigkill_then_resume_loses_at_most_one_interval(synth, tmp_path, caplog):
+def test_sigkill_then_resume_loses_at_most_one_interval(tiny_synth, tmp_path, caplog):
     out, log_path, total = tmp_path / "run", tmp_path / "train.log", 16
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mtlsi_core.training.train", *_args(synth, out, total)],
+        proc = subprocess.Popen([sys.executable, "-m", "mtlsi_core.training.train", *_args(tiny_synth, out, total)],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             deadline = time.monotonic() + 120
@@ -76,7 +68,7 @@ def test_sigkill_then_resume_loses_at_most_one_interval(synth, tmp_path, caplog)
 
     torch.set_num_threads(1)
     caplog.set_level("INFO")
-    assert main(_args(synth, out, total) + ["--resume", "auto"]) == 0
+    assert main(_args(tiny_synth, out, total) + ["--resume", "auto"]) == 0
     assert f"resumed from {out / 'last.pt'} at iteration {saved})" in caplog.text
     final = load_checkpoint(out / "last.pt")
     assert final["iteration"] == total

@@ -10,7 +10,6 @@ from torch.utils.data import Subset
 from mtlsi_core.checkpoint import CheckpointError, load_checkpoint
 from mtlsi_core.config import load_config
 from mtlsi_core.data import build_dataset
-from mtlsi_core.data.synth import write_dataset
 from mtlsi_core.training.trainer import Trainer, TrainingError
 
 TINY = Path(__file__).parent / "configs" / "tiny.yaml"
@@ -20,21 +19,14 @@ QUIET = ["train.eval_every=1000", "train.checkpoint_every=1000", "train.log_ever
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synth_train")
-    write_dataset(root, num_train=6, num_val=2, seed=0, size=(64, 96), workers=1)
-    return root
-
-
 def tiny(*overrides: str):
     return load_config(TINY, [*QUIET, *overrides])
 
 
-def test_loss_goes_down_when_overfitting_two_frames(synth, tmp_path):
+def test_loss_goes_down_when_overfitting_two_frames(tiny_synth, tmp_path):
     cfg = tiny("train.iterations=25", "train.batch_size=2", "train.lr=1e-3", "data.augment.hflip=false")
-    two = Subset(build_dataset(cfg, "train", root=str(synth)), [0, 1])  # every batch holds the same two frames
-    res = Trainer(cfg, output_dir=tmp_path / "run", data_root=synth, train_set=two, eval_max_frames=1,
+    two = Subset(build_dataset(cfg, "train", root=str(tiny_synth)), [0, 1])  # every batch holds the same two frames
+    res = Trainer(cfg, output_dir=tmp_path / "run", data_root=tiny_synth, train_set=two, eval_max_frames=1,
                   progress=False).train()
     losses = [v for _, v in res.loss_history]
     assert len(losses) == 25 and all(torch.isfinite(torch.tensor(losses)))
@@ -45,11 +37,11 @@ def _states_equal(a: dict, b: dict) -> list[str]:
     return [k for k in a if not torch.equal(a[k], b[k])]
 
 
-def test_resume_continues_exactly(synth, tmp_path):
+def test_resume_continues_exactly(tiny_synth, tmp_path):
     # hflip on: the augmentation draws from the RNG the checkpoint must restore; 6 frames / batch 2 crosses
     # an epoch boundary (new permutation) after the resume point.
     cfg = tiny("train.iterations=6", "train.batch_size=2", "train.checkpoint_every=3", "data.augment.hflip=true")
-    kw = dict(data_root=synth, eval_max_frames=1, progress=False)
+    kw = dict(data_root=tiny_synth, eval_max_frames=1, progress=False)
     straight = Trainer(cfg, output_dir=tmp_path / "straight", **kw).train()
     first = Trainer(cfg, output_dir=tmp_path / "split", max_iterations=3, **kw).train()
     second = Trainer(cfg, output_dir=tmp_path / "split", resume="auto", **kw).train()
@@ -66,12 +58,12 @@ def test_resume_continues_exactly(synth, tmp_path):
     assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 6
 
 
-def test_run_folder_contents_and_checkpoints(synth, tmp_path):
+def test_run_folder_contents_and_checkpoints(tiny_synth, tmp_path):
     from mtlsi_core.models import load_model_from_checkpoint
 
     cfg = tiny("train.iterations=4", "train.eval_every=2", "train.checkpoint_every=2")
     out = tmp_path / "run"
-    res = Trainer(cfg, output_dir=out, data_root=synth, progress=False).train()
+    res = Trainer(cfg, output_dir=out, data_root=tiny_synth, progress=False).train()
     assert (out / "config.yaml").is_file()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -93,21 +85,21 @@ def test_run_folder_contents_and_checkpoints(synth, tmp_path):
     assert not list(out.glob(".*.tmp"))
 
     with pytest.raises(TrainingError, match="last.pt exists from an earlier run.*--resume auto"):
-        Trainer(cfg, output_dir=out, data_root=synth, progress=False)
+        Trainer(cfg, output_dir=out, data_root=tiny_synth, progress=False)
     with pytest.raises(CheckpointError, match=r"best\.pt is not a resumable training checkpoint"):
-        Trainer(cfg, output_dir=tmp_path / "other", data_root=synth, resume=out / "best.pt", progress=False)
+        Trainer(cfg, output_dir=tmp_path / "other", data_root=tiny_synth, resume=out / "best.pt", progress=False)
     changed = tiny("train.iterations=4", "model.embed_dim=16")
     with pytest.raises(CheckpointError, match="differs in model"):
-        Trainer(changed, output_dir=out, data_root=synth, resume="auto", progress=False)
+        Trainer(changed, output_dir=out, data_root=tiny_synth, resume="auto", progress=False)
 
     # a checkpoint written before a model option existed (its stored config lacks the field) still resumes when
     # this run uses the option's default, and is still refused when it does not
     ckpt = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
     assert ckpt["config"]["model"].pop("refinement", None) is not None
     torch.save(ckpt, out / "last.pt")
-    Trainer(tiny("train.iterations=4"), output_dir=out, data_root=synth, resume="auto", progress=False)
+    Trainer(tiny("train.iterations=4"), output_dir=out, data_root=tiny_synth, resume="auto", progress=False)
     with pytest.raises(CheckpointError, match="differs in model"):
-        Trainer(tiny("train.iterations=4", "model.refinement.prelim_grad=0"), output_dir=out, data_root=synth,
+        Trainer(tiny("train.iterations=4", "model.refinement.prelim_grad=0"), output_dir=out, data_root=tiny_synth,
                 resume="auto", progress=False)
 
 
