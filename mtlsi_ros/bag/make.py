@@ -37,7 +37,7 @@ from mtlsi_ros.bag.defaults import COMPRESSED_FORMATS, DEFAULT_CAMERA, DEFAULT_F
 from mtlsi_ros.bag.errors import BagError
 from mtlsi_ros.bag.groundtruth import encode_gt, gt_topic
 from mtlsi_ros.bag.msgtypes import TF
-from mtlsi_ros.bag.sources import Source
+from mtlsi_ros.bag.sources import Calibration, Source, SourceFrame
 from mtlsi_ros.bag.storage import BagWriter
 from mtlsi_ros.bag.transforms import DEFAULT_MAP_FRAME, TF_TOPIC, tf_message_cdr
 from mtlsi_ros.conversions import numpy_to_image, rgb_to_compressed
@@ -119,8 +119,6 @@ def scene_file(bag: str | os.PathLike) -> Path:
 
 def sequence_source(seq: Any) -> Source:
     """The frames of a ``CameraSequence`` with all four ground-truth tasks (dataset "synth")."""
-    from mtlsi_ros.bag.sources import Calibration, SourceFrame
-
     h, w = seq.spec.size
     calib = Calibration(w, h, tuple(float(v) for v in seq.K.reshape(-1)))
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
 from mtlsi_ros.bag.errors import BagError
-from mtlsi_ros.bag.msgtypes import definition, message_class, normalize_type
+from mtlsi_ros.bag.msgtypes import canonical_cdr, definition, message_class, normalize_type, type_name
 from mtlsi_ros.bag.salvage import SalvageReader, Truncation, storage_files
 
 log = logging.getLogger(__name__)
@@ -256,8 +256,6 @@ def serialize(msg: Any) -> tuple[str, bytes]:
     """(type name, CDR bytes) of an rclpy message: rclpy's serialiser (the node's publishers use it), alignment
     padding zeroed (``msgtypes.canonical_cdr``) so that the same message always gives the same bytes."""
     from rclpy.serialization import serialize_message
-
-    from mtlsi_ros.bag.msgtypes import canonical_cdr, type_name
 
     name = type_name(msg)
     return name, canonical_cdr(serialize_message(msg), name)
