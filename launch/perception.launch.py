@@ -3,11 +3,13 @@
     ros2 launch mtlsi_ros perception.launch.py image:=/camera/color/image_raw \
         camera_info:=/camera/color/camera_info namespace:=perception device:=cuda
 
+Precedence: the node's own defaults < the params file (``config``) < the launch arguments given on the command line.
+
 The node configures and activates itself (its ``autostart`` parameter): no lifecycle manager needed. With
 several cameras, list them in the ``cameras`` parameter of the config file instead of remapping ``image``.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import EnvironmentVariable, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode
 from launch_ros.parameter_descriptions import ParameterValue
@@ -19,36 +21,48 @@ ARGUMENTS = (
     ("namespace", "", "namespace of the node and of its output topics"),
     ("config", PathJoinSubstitution([FindPackageShare("mtlsi_ros"), "config", "perception.yaml"]),
      "parameter file"),
-    ("backend", "auto", "inference runtime: auto (TensorRT, else torch on CUDA, else ONNX Runtime on the CPU), "
-                        "torch, onnx or tensorrt"),
-    ("model_path", "", "model file; empty: the packaged demo checkpoint"),
-    ("device", "cuda", "cuda, cuda:N or cpu (cuda falls back to cpu with a warning)"),
-    ("use_sim_time", "false", "use /clock"),
-    ("autostart", "true", "configure and activate on start; false under a lifecycle manager"),
+    # node parameters: "" = not given, the params file's value stands (PARAMETER_TYPES)
+    ("backend", "", "inference runtime: auto (TensorRT, else torch on CUDA, else ONNX Runtime on the CPU), torch, "
+                    "onnx or tensorrt (default: the params file's value; auto in the packaged one)"),
+    ("model_path", "", "model file (default: the params file's value; in the packaged one '': the packaged demo "
+                       "checkpoint)"),
+    ("device", "", "cuda, cuda:N or cpu; cuda falls back to cpu with a warning (default: the params file's value; "
+                   "cuda in the packaged one)"),
+    ("use_sim_time", "", "true: use /clock (default: the params file's value; false where it has none, as the "
+                         "packaged one)"),
+    ("autostart", "", "true: configure and activate on start; false under a lifecycle manager (default: the params "
+                      "file's value; true in the packaged one)"),
     ("log_level", "info", "debug, info, warn, error or fatal"),
 )
+PARAMETER_TYPES = {"backend": str, "model_path": str, "device": str, "use_sim_time": bool, "autostart": bool}
 
 
-def generate_launch_description() -> LaunchDescription:
-    args = [DeclareLaunchArgument(name, default_value=default, description=text)
-            for name, default, text in ARGUMENTS]
+def _parameter_overrides(context) -> dict:
+    """The node parameters whose launch argument was given (non-empty), typed."""
+    overrides = {}
+    for name, kind in PARAMETER_TYPES.items():
+        text = context.launch_configurations.get(name, "")
+        if text == "":
+            continue
+        if kind is bool:
+            if text.lower() not in ("true", "false"):
+                raise ValueError(f"launch argument {name}:={text!r}: expected true or false")
+            overrides[name] = text.lower() == "true"
+        else:
+            overrides[name] = ParameterValue(text, value_type=str)  # a plain str would be read as YAML
+    return overrides
+
+
+def _node(context) -> list:
     image = LaunchConfiguration("image")
-    node = LifecycleNode(
+    overrides = _parameter_overrides(context)
+    return [LifecycleNode(
         package="mtlsi_ros",
         executable="perception_node",
         name="perception",
         namespace=LaunchConfiguration("namespace"),
         output="screen",
-        parameters=[
-            LaunchConfiguration("config"),
-            {
-                "autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool),
-                "backend": ParameterValue(LaunchConfiguration("backend"), value_type=str),
-                "model_path": ParameterValue(LaunchConfiguration("model_path"), value_type=str),
-                "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
-                "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
-            },
-        ],
+        parameters=[LaunchConfiguration("config")] + ([overrides] if overrides else []),
         remappings=[
             ("image", image),
             ("image/compressed", [image, "/compressed"]),
@@ -58,5 +72,10 @@ def generate_launch_description() -> LaunchDescription:
         # OpenMP threads that busy-wait take the CPU from ONNX Runtime's own pool (the CPU path of backend auto):
         # PASSIVE unless the caller's environment says otherwise (mtlsi_core/runtime/onnx_runtime.py measures it)
         additional_env={"OMP_WAIT_POLICY": EnvironmentVariable("OMP_WAIT_POLICY", default_value="PASSIVE")},
-    )
-    return LaunchDescription(args + [node])
+    )]
+
+
+def generate_launch_description() -> LaunchDescription:
+    args = [DeclareLaunchArgument(name, default_value=default, description=text)
+            for name, default, text in ARGUMENTS]
+    return LaunchDescription(args + [OpaqueFunction(function=_node)])

@@ -42,8 +42,8 @@ def test_launch_file_declares_the_arguments_and_remaps_inputs():
     assert REQUIRED_ARGS <= _launch_arguments()
     text = LAUNCH.read_text()
     compile(text, str(LAUNCH), "exec")
+    # the parameters the node gets: test_launch_file.py
     for needle in ('("image", image)', '("camera_info", LaunchConfiguration("camera_info"))',
-                   '"autostart": ParameterValue(LaunchConfiguration("autostart"), value_type=bool)',
                    'executable="perception_node"', "LifecycleNode",
                    'additional_env={"OMP_WAIT_POLICY": EnvironmentVariable("OMP_WAIT_POLICY", default_value="PASSIVE")}'):
         assert needle in text
