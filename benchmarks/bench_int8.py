@@ -42,6 +42,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "results"
 from mtlsi_core.checkpoint import packaged_model  # noqa: E402
+from mtlsi_core.runtime.quantize import CALIBRATION_METHODS, CalibrationSpec  # noqa: E402
 
 SHIPPED = packaged_model()  # the node's default
 REAL_ROOT = REPO.parent / "shared" / "data" / "nyud_real_samples"
@@ -61,7 +62,6 @@ def uptime() -> str:
 def build_models(ckpt: Path, cache_dir: Path, formats: list[str], calib_frames: int, calib_method: str,
                  render_size: tuple[int, int]) -> dict[str, Any]:
     from mtlsi_core.runtime.model_cache import cached_onnx
-    from mtlsi_core.runtime.quantize import CalibrationSpec
 
     models: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=str(SHIPPED))
     p.add_argument("--formats", nargs="+", default=["qdq", "qoperator"], choices=("qdq", "qoperator"))
     p.add_argument("--calib-frames", type=int, default=24)
-    p.add_argument("--calib-method", default="minmax", choices=("minmax", "entropy", "percentile"))
+    p.add_argument("--calib-method", default=CalibrationSpec.method, choices=CALIBRATION_METHODS)
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: physical cores)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--calls", type=int, default=20)
