@@ -3,9 +3,12 @@
 
 For each sequence (three handheld and three ground-robot trajectories, each through its own room; seeds never used
 for training, nor to choose the map settings (seeds 9201-9202 were):
-the training set is mtlsi-synth seed 0, whose frames draw from other random streams):
+the training set is mtlsi-synth seed 0, whose frames draw from other random streams); the rooms are those of
+``--profile`` (default nyud: the NYUDv2-like rooms the shipped model was trained on; basic: the original generator's,
+the rooms of the figures before issue 19):
 
-    mtlsi-bag make --sequence SEED   ->  /tf poses, images, camera_info, ground truth + the scene file
+    mtlsi-bag make --sequence SEED   ->  /tf poses (ground robots: map -> base_link on /tf, the camera's fixed mount
+                                         on /tf_static), images, camera_info, ground truth + the scene file
     mtlsi-bag infer                  ->  the node's outputs (shipped model, node defaults: backend auto, CPU)
     mtlsi-bag map                    ->  Open3D TSDF map of the outputs and of the ground truth (upper bound), scored
                                          against the scene's surface: accuracy, completeness, F-score at 5 cm,
@@ -14,6 +17,8 @@ the training set is mtlsi-synth seed 0, whose frames draw from other random stre
 
     python benchmarks/bench_map.py                       # writes benchmarks/results/map_cpu.json + map pictures
     python benchmarks/bench_map.py --frames 30 --out /tmp/map.json
+    python benchmarks/bench_map.py --profile basic --out /tmp/map_basic.json
+    python benchmarks/bench_map.py --frames 8 --sequences 1 --out /tmp/map_smoke.json   # a quick check
 
 Target (issue 11): map accuracy <= 0.10 m (Mono-Hydra with M2H reports 0.10-0.16 m mean error on real buildings);
 F-score at 5 cm reported next to the ground-truth-depth upper bound; flicker reported.
@@ -41,7 +46,7 @@ SEQUENCES = [(9101, "handheld"), (9102, "ground"), (9103, "handheld"), (9104, "g
 
 
 def run_sequence(work: Path, seed: int, kind: str, frames: int, rate: float, size: tuple[int, int],
-                 results: Path, pictures: bool) -> dict:
+                 results: Path, pictures: bool, profile: str = "nyud") -> dict:
     from mtlsi_core.data.sequence import SequenceSpec
     from mtlsi_ros.bag.evaluate import EvalOptions, run_bag_eval
     from mtlsi_ros.bag.infer import InferOptions, run_infer
@@ -51,13 +56,13 @@ def run_sequence(work: Path, seed: int, kind: str, frames: int, rate: float, siz
 
     bag, out = work / f"{kind}_{seed}.mcap", work / f"{kind}_{seed}_out.mcap"
     t0 = time.perf_counter()
-    make_sequence_bag(bag, SequenceSpec(seed, kind, frames, rate, size), MakeOptions(progress=False))
+    made = make_sequence_bag(bag, SequenceSpec(seed, kind, frames, rate, size, profile), MakeOptions(progress=False))
     t_make = time.perf_counter() - t0
     params = load_node_params([REPO / "config" / "perception.yaml"], {}, node_fqn="/perception")
     inf = run_infer(bag, out, params, InferOptions(progress=False))
-    rec = {"seed": seed, "kind": kind, "frames": frames, "rate_hz": rate, "size": list(size),
-           "make_seconds": round(t_make, 1), "infer_seconds": round(inf.seconds, 1), "model": inf.model,
-           "runtime_notes": inf.notes, "maps": {}}
+    rec = {"seed": seed, "kind": kind, "profile": profile, "room_type": made["room_type"], "mount": made["mount"],
+           "frames": frames, "rate_hz": rate, "size": list(size), "make_seconds": round(t_make, 1),
+           "infer_seconds": round(inf.seconds, 1), "model": inf.model, "runtime_notes": inf.notes, "maps": {}}
     folder = work / f"{kind}_{seed}_map"
     doc = run_map(out, folder, poses_bag=bag, options=MapOptions())
     rec["settings"] = doc["settings"]
@@ -78,18 +83,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=45)
     ap.add_argument("--rate", type=float, default=15.0)
     ap.add_argument("--size", default="240x320", help="HxW (the shipped model's training size)")
+    ap.add_argument("--profile", default="nyud", choices=("nyud", "basic"),
+                    help="rooms of the sequences (default nyud: those the shipped model was trained on)")
+    ap.add_argument("--sequences", type=int, default=len(SEQUENCES),
+                    help=f"the first N of the {len(SEQUENCES)} sequences (default: all)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "map_cpu.json"))
     a = ap.parse_args(argv)
+    if not 1 <= a.sequences <= len(SEQUENCES):
+        ap.error(f"--sequences must be within 1..{len(SEQUENCES)}, got {a.sequences}")
     size = tuple(int(v) for v in a.size.split("x"))
     results = Path(a.out).parent
     results.mkdir(parents=True, exist_ok=True)
     info = describe("cpu")
     print(summary(info), flush=True)
-    doc = {"machine": info, "target_accuracy_m": TARGET_ACCURACY_M, "sequences": []}
+    doc = {"machine": info, "target_accuracy_m": TARGET_ACCURACY_M, "profile": a.profile, "sequences": []}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_map_") as tmp:
-        for k, (seed, kind) in enumerate(SEQUENCES):
-            rec = run_sequence(Path(tmp), seed, kind, a.frames, a.rate, size, results, pictures=k < 2)
+        for k, (seed, kind) in enumerate(SEQUENCES[:a.sequences]):
+            rec = run_sequence(Path(tmp), seed, kind, a.frames, a.rate, size, results, pictures=k < 2,
+                               profile=a.profile)
+            print(f"{seed} {kind:8s} {a.profile} {rec['room_type']}, made in {rec['make_seconds']:.1f} s "
+                  f"({rec['make_seconds'] / a.frames:.2f} s a frame)", flush=True)
             doc["sequences"].append(rec)
             m = rec["maps"]
             st = rec["temporal_stability"]["prediction"]

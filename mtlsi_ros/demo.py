@@ -7,8 +7,10 @@
 4. scores the outputs against the synthetic ground truth (so a reader can tell learned outputs from noise), and
 5. writes ``<out>/contact_sheet.png`` (input | segmentation | depth | normals | boundaries), ``<out>/summary.txt`` and
    ``<out>/summary.json``,
-6. streams a short camera trajectory through one room (``--map-frames``) and fuses the node's depth and segmentation
-   into a semantic 3D map (``mtlsi_ros.demo_map``): ``<out>/map.png`` beside the contact sheet, scores in the summary,
+6. streams a short camera trajectory through one room (``--map-frames``; a ground robot's camera on its fixed mount
+   in a room of ``--profile``, or ``--map-trajectory handheld``; rendered in a worker process during the steps
+   above) and fuses the node's depth and segmentation into a semantic 3D map (``mtlsi_ros.demo_map``):
+   ``<out>/map.png`` beside the contact sheet, scores in the summary,
 7. with ``--real-data`` (a ``nyud_real_samples`` folder, where present), sends real NYUDv2 camera frames through the
    node and scores its answers against their ground truth (``mtlsi_ros.demo_real``): ``<out>/real_frames.png``.
 
@@ -55,8 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=_parse_size, default=(480, 640), help="camera resolution HxW (default: 480x640)")
     p.add_argument("--seed", type=int, default=2026, help="seed of the synthetic scenes (default: %(default)s)")
     p.add_argument("--profile", default="nyud", choices=PROFILES,
-                   help="generator profile of the single frames (default: %(default)s, the rooms the shipped model "
-                        "was trained on; basic: the original generator, the rooms of synth_edge_lite0)")
+                   help="generator profile of the single frames and of the map's room (default: %(default)s, the "
+                        "rooms the shipped model was trained on; basic: the original generator, the rooms of "
+                        "synth_edge_lite0)")
     p.add_argument("--model", default="", help="model file (default: the packaged demo checkpoint)")
     p.add_argument("--backend", default="auto", help="runtime backend: auto, torch, onnx, tensorrt (default: %(default)s, "
                    "the node's: TensorRT, else torch on CUDA, else ONNX Runtime on the CPU)")
@@ -66,6 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait for the node to come up")
     p.add_argument("--map-frames", type=int, default=24,
                    help="frames of the camera trajectory mapped after the frames above (0: no map; default 24)")
+    p.add_argument("--map-trajectory", default="ground", choices=("ground", "handheld"),
+                   help="carrier of the mapped camera: a ground robot (camera on a fixed mount, 0.3-0.6 m high) or "
+                        "a handheld camera (default: %(default)s)")
     p.add_argument("--real-data", default=os.environ.get("MTLSI_REAL_FRAMES", ""),
                    help="a nyud_real_samples folder: its real NYUDv2 frames also go through the node and are scored "
                         "(default $MTLSI_REAL_FRAMES; `make demo` passes ../shared/data/nyud_real_samples where present)")
@@ -177,7 +183,30 @@ def _score(frames, answers) -> dict[str, dict[str, float]]:
                 "metric": r_ours[t].get("headline_name", "")} for t in tasks}
 
 
+def _map_args(args: argparse.Namespace) -> dict:
+    """prepare_sequence's / run_sequence_map's arguments of the demo's map step."""
+    size = min(args.size, (240, 320), key=lambda hw: hw[0] * hw[1])  # the map's frames: 240x320 at most
+    return dict(seed=args.seed, frames=args.map_frames, rate=10.0, size=size, kind=args.map_trajectory,
+                profile=args.profile)
+
+
 def run(args: argparse.Namespace) -> int:
+    """The demo (module docstring); the map's frames render in a worker process while the steps before the map
+    run."""
+    if args.map_frames <= 0:
+        return _run(args, None)
+    from mtlsi_core.data.io import limit_cv2_threads, worker_context
+    from mtlsi_ros.demo_map import prepare_sequence
+
+    pool = worker_context().Pool(1, initializer=limit_cv2_threads)
+    try:
+        return _run(args, pool.apply_async(prepare_sequence, kwds=_map_args(args)))
+    finally:
+        pool.terminate()  # done, or the demo failed before its map: no need to wait for the worker
+        pool.join()
+
+
+def _run(args: argparse.Namespace, map_job) -> int:
     import rclpy
 
     from mtlsi_core.data.synth import render_scene
@@ -260,9 +289,9 @@ def run(args: argparse.Namespace) -> int:
         if args.map_frames > 0:  # a camera trajectory through one room, the node's answers fused into a 3D map
             from mtlsi_ros.demo_map import run_sequence_map, summary_lines
 
-            print(f"[demo] mapping a {args.map_frames}-frame camera trajectory", flush=True)
-            small = min(args.size, (240, 320), key=lambda hw: hw[0] * hw[1])  # the map's frames: 240x320 at most
-            mapping = run_sequence_map(client, out, FRAME_ID, seed=args.seed, frames=args.map_frames, size=small)
+            print(f"[demo] mapping a {args.map_frames}-frame {args.map_trajectory} camera trajectory "
+                  f"({args.profile} room)", flush=True)
+            mapping = run_sequence_map(client, out, FRAME_ID, prepared=map_job.get(), **_map_args(args))
 
         real, real_note = None, "real frames: not asked (--real-data)"
         if args.real_data:  # real camera images through the same node, scored against their ground truth

@@ -217,12 +217,14 @@ def supersampled_intrinsics(K: np.ndarray, factor: int) -> np.ndarray:
 
 def render_nyud(scene: Scene, K: np.ndarray, size: tuple[int, int], rng: np.random.Generator,
                 supersample: int = NYUD_SUPERSAMPLE, *, shadows: bool = True, occlusion: bool = True,
-                camera: bool = True) -> SynthFrame:
+                camera: bool = True, params: object = None, shadow_maps: dict | None = None) -> SynthFrame:
     """The nyud profile's rendering of ``scene``: ground truth from the exact cast at ``size``; the image shaded
     (``render.lighting``: shadows, ambient occlusion, highlights) on a cast ``supersample`` (odd) times finer in each
     direction, averaged down (anti-aliasing), then recorded by a drawn camera (``render.sensor``). ``shadows``,
     ``occlusion``, ``camera`` = False leave that part out (a plain gamma camera without noise for the last), to
-    measure what each buys; the profile uses them all."""
+    measure what each buys; the profile uses them all. ``params``: the camera's ``sensor.SensorParams`` (a
+    sequence's one camera; ``rng`` then draws only the noise), default drawn from ``rng``; ``shadow_maps``: a cache
+    of the room's shadow maps for views of the same room (``lighting.shade``)."""
     from mtlsi_core.data.render import lighting, sensor
 
     if int(supersample) < 1 or int(supersample) % 2 == 0:
@@ -235,10 +237,12 @@ def render_nyud(scene: Scene, K: np.ndarray, size: tuple[int, int], rng: np.rand
     if s > 1:
         fine = cast(scene, supersampled_intrinsics(K, s), (h * s, w * s))
         ao_fine = cv2.resize(ao, (w * s, h * s), interpolation=cv2.INTER_LINEAR)
-        radiance = lighting.shade(scene, fine, ao_fine, shadows=shadows).reshape(h, s, w, s, 3).mean(axis=(1, 3))
+        radiance = lighting.shade(scene, fine, ao_fine, shadows=shadows, shadow_maps=shadow_maps)
+        radiance = radiance.reshape(h, s, w, s, 3).mean(axis=(1, 3))
     else:
-        radiance = lighting.shade(scene, c, ao, shadows=shadows)
-    params = sensor.SensorParams.sample(rng) if camera else sensor.SensorParams.plain()
+        radiance = lighting.shade(scene, c, ao, shadows=shadows, shadow_maps=shadow_maps)
+    if params is None:
+        params = sensor.SensorParams.sample(rng) if camera else sensor.SensorParams.plain()
     image = sensor.apply(radiance, params, rng)
     return SynthFrame(image, c.semseg, c.depth, normals, _boundaries(c.instance, c.depth), K.copy(), c.instance)
 
@@ -247,6 +251,27 @@ def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
     return profile
+
+
+def sample_profile_scene(rng: np.random.Generator, profile: str = "basic") -> Scene:
+    """The room that ``profile`` draws from ``rng`` (with a camera pose): ``basic``'s ``scene.sample_scene``, or
+    ``nyud``'s ``rooms.sample_room``. Single frames (``render_scene``) and sequences (``mtlsi_core.data.sequence``)
+    draw their rooms here, so both see the same rooms."""
+    check_profile(profile)
+    if profile == "nyud":
+        from mtlsi_core.data.rooms import sample_room
+
+        return sample_room(rng)
+    return sample_scene(rng)
+
+
+def render_profile(scene: Scene, K: np.ndarray, size: tuple[int, int], rng: np.random.Generator,
+                   profile: str = "basic", **nyud: object) -> SynthFrame:
+    """``scene`` rendered as ``profile`` renders its single frames (``render`` or ``render_nyud``; ``nyud``: keyword
+    arguments of ``render_nyud``)."""
+    if check_profile(profile) == "nyud":
+        return render_nyud(scene, K, size, rng, **nyud)  # type: ignore[arg-type]
+    return render(scene, K, size, rng)
 
 
 def render_scene(seed: int, size: Sequence[int] = DEFAULT_SIZE, intrinsics: object = None,
@@ -258,12 +283,7 @@ def render_scene(seed: int, size: Sequence[int] = DEFAULT_SIZE, intrinsics: obje
     size = _check_size(size)
     K = _check_intrinsics(intrinsics, size)
     rng = np.random.default_rng(int(seed))
-    if profile == "nyud":
-        from mtlsi_core.data.rooms import sample_room
-
-        return render_nyud(sample_room(rng), K, size, rng)
-    scene = sample_scene(rng)
-    return render(scene, K, size, rng)
+    return render_profile(sample_profile_scene(rng, profile), K, size, rng, profile)
 
 
 # --------------------------------------------------------------------------------------------------

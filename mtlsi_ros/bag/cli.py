@@ -1,7 +1,7 @@
 """``mtlsi-bag``: rosbag2 tools of the perception node (sqlite3 and mcap, via the ``rosbags`` library).
 
     mtlsi-bag make   --out BAG (--dataset-root DIR [--split val] | --images DIR [--camera-info YAML]) [--rate 10]
-    mtlsi-bag make   --out BAG --sequence SEED [--trajectory handheld|ground] [--frames 30] [--size 240x320]
+    mtlsi-bag make   --out BAG --sequence SEED [--kind handheld|ground] [--profile nyud|basic] [--frames 30]
     mtlsi-bag infer  --in BAG --out BAG [--model PATH] [--backend auto|torch|onnx|tensorrt] [--params FILE ...]
     mtlsi-bag eval   --bag BAG [--gt-bag BAG | --dataset-root DIR --split S] [--json OUT]
     mtlsi-bag play   --bag BAG [--rate 1.0] [--clock] [--wait-for TOPIC ...]
@@ -54,8 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--images", metavar="DIR", help="a folder of .png / .jpg images (no ground truth)")
     src.add_argument("--sequence", type=int, metavar="SEED", help="a synthetic camera trajectory through one room: "
                      "/tf poses, images, camera_info, ground truth, and <out>.scene.npz beside the bag")
-    mk.add_argument("--trajectory", default="handheld", choices=("handheld", "ground"),
-                    help="--sequence: carrier of the camera (handheld 1.2-1.7 m, ground robot 0.3-0.6 m)")
+    mk.add_argument("--kind", "--trajectory", dest="trajectory", default="handheld", choices=("handheld", "ground"),
+                    help="--sequence: carrier of the camera (handheld 1.2-1.7 m, /tf map -> camera; ground: a robot, "
+                         "camera 0.3-0.6 m high on a fixed mount, /tf map -> base_link + /tf_static base_link -> "
+                         "camera)")
+    mk.add_argument("--profile", default="nyud", choices=("nyud", "basic"),
+                    help="--sequence: rooms and rendering of mtlsi-synth's profile (nyud: the rooms the shipped model "
+                         "was trained on, ~1 s a frame at 240x320; basic: the original generator's)")
     mk.add_argument("--frames", type=int, default=30, help="--sequence: number of frames (30)")
     mk.add_argument("--size", default="240x320", help="--sequence: HxW of the frames (240x320)")
     mk.add_argument("--split", default="val", help="dataset split (gt_sets/<split>.txt), default val")
@@ -195,14 +200,18 @@ def _make_sequence(a: argparse.Namespace) -> int:
     except ValueError:
         raise BagError(f"--size must be HxW (e.g. 240x320), got {a.size!r}") from None
     try:
-        spec = SequenceSpec(a.sequence, a.trajectory, a.frames, a.rate, (h, w)).check()
+        spec = SequenceSpec(a.sequence, a.trajectory, a.frames, a.rate, (h, w), a.profile).check()
     except ValueError as e:
         raise BagError(f"--sequence: {e}") from None
     opts = MakeOptions(camera=a.camera, rate=a.rate, start_s=a.start_time, frame_id=a.frame_id, storage=a.storage,
                        overwrite=a.force, progress=sys.stderr.isatty())
     s = make_sequence_bag(a.out, spec, opts)
-    print(f"wrote {s['frames']} frames of a {spec.kind} trajectory (seed {spec.seed}) to {s['out']} in "
-          f"{s['seconds']:.1f} s, scene file {s['scene_file']}: " + ", ".join(f"{t} ({n})" for t, n in s["topics"].items()))
+    m = s["mount"]
+    mount = "" if m is None else (f", camera mount {m['height_m']:.3f} m high, pitch {m['pitch_deg']:+.2f} deg (down), "
+                                  f"roll {m['roll_deg']:+.2f} deg, {m['forward_m']:.3f} m ahead of base_link")
+    print(f"wrote {s['frames']} frames of a {spec.kind} trajectory (seed {spec.seed}, {spec.profile} "
+          f"{s['room_type']}{mount}) to {s['out']} in {s['seconds']:.1f} s, scene file {s['scene_file']}: "
+          + ", ".join(f"{t} ({n})" for t, n in s["topics"].items()))
     return 0
 
 

@@ -11,12 +11,22 @@ A directory bag records in its ``custom_data``: ``mtlsi.source``, ``mtlsi.datase
 ``mtlsi.frames`` (JSON ``[[stamp_ns, sample id], ...]``), which ``mtlsi-bag eval --dataset-root`` uses to pair
 frames with samples.
 
-Sequences (``make_sequence_bag``, ``mtlsi-bag make --sequence SEED``): the frames of one camera trajectory through one
-synthetic room (``mtlsi_core.data.sequence``), each preceded by its pose on ``/tf`` (tf2_msgs/msg/TFMessage,
-``map`` -> the header's frame_id, the optical frame, at the frame's stamp; ``bag.transforms``). The ground-truth
-surface the sequence observes (``reference_cloud``: points, labels, the nearest depth each was seen at) and the
-sequence's spec, intrinsics, poses and stamps go beside the bag, ``<bag name without .mcap/.db3>.scene.npz``
-(``scene_file``), written atomically after the bag; ``mtlsi-bag map`` scores maps against it.
+Sequences (``make_sequence_bag``, ``mtlsi-bag make --sequence SEED [--kind handheld|ground] [--profile nyud|basic]``):
+the frames of one camera trajectory through one synthetic room (``mtlsi_core.data.sequence``), each preceded by its
+pose on ``/tf`` (tf2_msgs/msg/TFMessage, at the frame's stamp; ``bag.transforms``):
+
+    handheld   ``map`` -> the header's frame_id (the optical frame): T_map_cam
+    ground     ``map`` -> ``base_link`` (the robot's base on the floor, z = 0): T_map_base, and once, before the
+               first frame, on ``/tf_static`` (latched) ``base_link`` -> the optical frame: the camera's fixed mount
+               T_base_cam, so that T_map_cam = T_map_base @ T_base_cam is found along the frame tree as tf2 does
+
+The mount is also in a directory bag's ``custom_data`` (``mtlsi.mount``: JSON height_m, pitch_deg, roll_deg,
+forward_m, in ``mtlsi_core.anchoring.CameraMount``'s signs: pitch > 0 looks down, roll > 0 lowers the image's right
+side; see ``sequence.Mount``) and in the scene file. The ground-truth surface the sequence observes
+(``reference_cloud``: points, labels, the nearest depth each was seen at) and the sequence's spec (profile, kind, room
+type, the mount), intrinsics, poses (T_map_cam; ``base_poses`` T_map_base for ground) and stamps go beside the bag,
+``<bag name without .mcap/.db3>.scene.npz`` (``scene_file``), written atomically after the bag; ``mtlsi-bag map``
+scores maps against it.
 """
 from __future__ import annotations
 
@@ -39,8 +49,11 @@ from mtlsi_ros.bag.groundtruth import encode_gt, gt_topic
 from mtlsi_ros.bag.msgtypes import TF
 from mtlsi_ros.bag.sources import Calibration, Source, SourceFrame
 from mtlsi_ros.bag.storage import BagWriter
-from mtlsi_ros.bag.transforms import DEFAULT_MAP_FRAME, TF_TOPIC, tf_message_cdr
+from mtlsi_ros.bag.transforms import DEFAULT_MAP_FRAME, TF_STATIC_TOPIC, TF_TOPIC, tf_message_cdr
 from mtlsi_ros.conversions import numpy_to_image, rgb_to_compressed
+
+DEFAULT_BASE_FRAME = "base_link"
+
 
 @dataclass(frozen=True)
 class MakeOptions:
@@ -54,6 +67,7 @@ class MakeOptions:
     overwrite: bool = False
     progress: bool = True
     map_frame: str = DEFAULT_MAP_FRAME  # parent frame of the poses on /tf (sequences)
+    base_frame: str = DEFAULT_BASE_FRAME  # ground-robot sequences: the base's frame (/tf child, /tf_static parent)
 
 
 def camera_topics(camera: str, compressed: bool) -> tuple[str, str]:
@@ -71,9 +85,12 @@ def _header(ns: int, frame_id: str) -> Header:
 
 
 def make_bag(out: str | os.PathLike, source: Source, options: MakeOptions = MakeOptions(),
-             poses: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+             poses: Sequence[np.ndarray] | None = None, *, pose_frame: str | None = None,
+             static: Sequence[tuple[str, str, np.ndarray]] = ()) -> dict[str, Any]:
     """Write ``source``'s frames to the bag ``out``; returns a summary (topics and counts, seconds). ``poses``: one
-    T_map_cam (4x4) per frame, written on /tf before the frame's messages."""
+    4x4 per frame, written on /tf before the frame's messages: ``map_frame`` -> ``pose_frame`` (default the frames'
+    frame_id: T_map_cam). ``static``: (parent, child, T_parent_child) transforms written once on /tf_static at the
+    first frame's stamp, before it (a robot's fixed mount)."""
     o = options
     if not (o.rate > 0):
         raise BagError(f"--rate must be > 0 frames per second, got {o.rate}")
@@ -91,8 +108,11 @@ def make_bag(out: str | os.PathLike, source: Source, options: MakeOptions = Make
         for i, frame in enumerate(bar):
             ns = stamp_ns(o.start_s, o.rate, i)
             header = _header(ns, o.frame_id)
+            if i == 0:
+                for parent, child, T in static:
+                    bag.write(TF_STATIC_TOPIC, TF, ns, tf_message_cdr(ns, parent, child, T))
             if poses is not None:
-                bag.write(TF_TOPIC, TF, ns, tf_message_cdr(ns, o.map_frame, o.frame_id, poses[i]))
+                bag.write(TF_TOPIC, TF, ns, tf_message_cdr(ns, o.map_frame, pose_frame or o.frame_id, poses[i]))
             if frame.calibration is not None:
                 bag.write_msg(info_topic, frame.calibration.to_msg(header), ns)
             if o.compressed is not None:
@@ -128,13 +148,17 @@ def sequence_source(seq: Any) -> Source:
             yield SourceFrame(f"{i:06d}", f.image, calib,
                               {"semseg": f.semseg, "depth": f.depth, "normals": f.normals, "edge": f.edge})
 
-    info = {"source": f"mtlsi_core.data.sequence seed {seq.spec.seed}", "dataset": "synth", "split": "sequence",
-            "intrinsics": "Kinect-like (mtlsi-synth)"}
+    sp = seq.spec
+    info = {"source": f"mtlsi_core.data.sequence seed {sp.seed} ({sp.profile} {seq.room_type}, {sp.kind})",
+            "dataset": "synth", "split": "sequence", "intrinsics": "Kinect-like (mtlsi-synth)"}
+    if seq.mount is not None:
+        info["mount"] = json.dumps(seq.mount.as_dict())
     return Source(frames(), len(seq), ("semseg", "depth", "normals", "edge"), "synth", info)
 
 
 def make_sequence_bag(out: str | os.PathLike, spec: Any, options: MakeOptions = MakeOptions()) -> dict[str, Any]:
-    """A sequence bag (module docstring) and its scene file; returns make_bag's summary plus ``scene_file``."""
+    """A sequence bag (module docstring) and its scene file; returns make_bag's summary plus ``scene_file``,
+    ``profile``, ``room_type`` and ``mount`` (None for handheld)."""
     from mtlsi_core.checkpoint import atomic_write
     from mtlsi_core.data.sequence import make_sequence, reference_cloud
 
@@ -148,16 +172,30 @@ def make_sequence_bag(out: str | os.PathLike, spec: Any, options: MakeOptions = 
     scene_path = scene_file(out)
     if scene_path.exists() and not options.overwrite:
         raise BagError(f"{scene_path} exists already; choose another output or allow overwriting (--force)")
+    mount = seq.mount
+    if mount is not None and options.base_frame.strip("/") in ("", options.frame_id.strip("/"),
+                                                               options.map_frame.strip("/")):
+        raise BagError(f"base frame {options.base_frame!r} must be named and differ from the camera frame "
+                       f"{options.frame_id!r} and the map frame {options.map_frame!r}")
     ref = reference_cloud(seq)
-    summary = make_bag(out, sequence_source(seq), options, poses=list(seq.poses))
+    if mount is None:  # handheld: map -> camera
+        summary = make_bag(out, sequence_source(seq), options, poses=list(seq.poses))
+    else:  # ground robot: map -> base_link on /tf, base_link -> camera (the mount) on /tf_static
+        summary = make_bag(out, sequence_source(seq), options, poses=list(seq.base_poses),
+                           pose_frame=options.base_frame,
+                           static=[(options.base_frame, options.frame_id, mount.T_base_cam())])
     stamps = np.array([stamp_ns(options.start_s, options.rate, i) for i in range(len(seq))], np.int64)
-    meta = {"seed": seq.spec.seed, "kind": seq.spec.kind, "frames": seq.spec.frames, "rate": seq.spec.rate,
-            "size": list(seq.spec.size), "map_frame": options.map_frame,
-            "frame_id": options.frame_id, "room": [float(v) for v in seq.scene.room]}
+    meta = {"seed": seq.spec.seed, "kind": seq.spec.kind, "profile": seq.spec.profile, "room_type": seq.room_type,
+            "frames": seq.spec.frames, "rate": seq.spec.rate, "size": list(seq.spec.size),
+            "map_frame": options.map_frame, "frame_id": options.frame_id, "room": [float(v) for v in seq.scene.room],
+            "mount": None if mount is None else mount.as_dict(),
+            "base_frame": None if mount is None else options.base_frame}
+    arrays = {"points": ref["points"], "labels": ref["labels"], "min_depth": ref["min_depth"], "K": seq.K,
+              "poses": seq.poses, "stamps_ns": stamps, "spec": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+    if seq.base_poses is not None:
+        arrays["base_poses"] = seq.base_poses
     try:
-        atomic_write(scene_path, lambda f: np.savez_compressed(
-            f, points=ref["points"], labels=ref["labels"], min_depth=ref["min_depth"], K=seq.K, poses=seq.poses,
-            stamps_ns=stamps, spec=np.frombuffer(json.dumps(meta).encode(), np.uint8)))
+        atomic_write(scene_path, lambda f: np.savez_compressed(f, **arrays))
     except BaseException:  # no bag without its scene file
         done = Path(summary["out"])
         if done.is_dir():
@@ -165,7 +203,7 @@ def make_sequence_bag(out: str | os.PathLike, spec: Any, options: MakeOptions = 
         else:
             done.unlink(missing_ok=True)
         raise
-    summary["scene_file"] = str(scene_path)
+    summary.update(scene_file=str(scene_path), profile=seq.spec.profile, room_type=seq.room_type, mount=meta["mount"])
     return summary
 
 
@@ -184,6 +222,7 @@ def read_scene_file(path: str | os.PathLike) -> dict[str, Any]:
     return doc
 
 
-__all__ = ["COMPRESSED_FORMATS", "DEFAULT_CAMERA", "DEFAULT_FRAME_ID", "DEFAULT_START_S", "MakeOptions",
+__all__ = ["COMPRESSED_FORMATS", "DEFAULT_BASE_FRAME", "DEFAULT_CAMERA", "DEFAULT_FRAME_ID", "DEFAULT_START_S",
+           "MakeOptions",
            "camera_topics", "make_bag", "make_sequence_bag", "read_scene_file", "scene_file", "sequence_source",
            "stamp_ns"]

@@ -142,9 +142,12 @@ def surface_albedo(scene, depth, prim, face, D, nprim: int) -> tuple[np.ndarray,
     return alb.reshape(h, w, 3), emit[prim], gloss[prim], shiny[prim]
 
 
-def shade(scene, c, ao: np.ndarray, shadow_size: int = SHADOW_MAP, shadows: bool = True) -> np.ndarray:
+def shade(scene, c, ao: np.ndarray, shadow_size: int = SHADOW_MAP, shadows: bool = True,
+          shadow_maps: dict | None = None) -> np.ndarray:
     """Linear radiance (H, W, 3) float32 of the cast ``c`` (``synth.Cast``) of ``scene`` (a ``rooms.RoomScene``);
-    ``shadows=False`` skips every shadow map (for measuring what they buy)."""
+    ``shadows=False`` skips every shadow map (for measuring what they buy). ``shadow_maps``: a cache of this room's
+    shadow maps (they do not depend on the view), filled on first use and reused by later views of the same room
+    (its lights and parts unchanged: a sequence's frames); None renders them for this view only."""
     o = scene.cam_pos
     R = [[float(v) for v in row] for row in scene.R_wc]
     nprim = 6 + len(scene.parts)
@@ -163,7 +166,7 @@ def shade(scene, c, ao: np.ndarray, shadow_size: int = SHADOW_MAP, shadows: bool
         ng = [nw[i].ravel()[glossy] for i in range(3)]
         g_gloss, g_shiny = gloss.ravel()[glossy], shiny.ravel()[glossy]
     prims = [p.prim for p in scene.parts]
-    for lt in scene.lights:
+    for k, lt in enumerate(scene.lights):
         v = [np.float32(lt.position[i]) - P[i] for i in range(3)]
         d2 = v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
         inv_d = 1.0 / np.sqrt(d2)
@@ -175,7 +178,12 @@ def shade(scene, c, ao: np.ndarray, shadow_size: int = SHADOW_MAP, shadows: bool
             cos_axis = np.maximum(-(l[0] * a[0] + l[1] * a[1] + l[2] * a[2]), 0.0)
             power *= cos_axis if lt.lobe == 1.0 else cos_axis ** np.float32(lt.lobe)
             if lt.shadows and shadows:
-                power *= ShadowMap.render(lt, prims, scene.room, shadow_size).visibility(P, nw)
+                sm = None if shadow_maps is None else shadow_maps.get((k, shadow_size))
+                if sm is None:
+                    sm = ShadowMap.render(lt, prims, scene.room, shadow_size)
+                    if shadow_maps is not None:
+                        shadow_maps[(k, shadow_size)] = sm
+                power *= sm.visibility(P, nw)
         diffuse += (ndotl * power)[..., None] * lt.colour
         if glossy.size:
             hv = [l[i].ravel()[glossy] + view[i] for i in range(3)]
