@@ -195,15 +195,13 @@ def run(args: argparse.Namespace) -> int:
     run."""
     if args.map_frames <= 0:
         return _run(args, None)
-    from mtlsi_core.data.io import limit_cv2_threads, worker_context
-    from mtlsi_ros.demo_map import prepare_sequence
+    from mtlsi_ros.demo_map import SequenceJob
 
-    pool = worker_context().Pool(1, initializer=limit_cv2_threads)
+    job = SequenceJob(**_map_args(args))
     try:
-        return _run(args, pool.apply_async(prepare_sequence, kwds=_map_args(args)))
+        return _run(args, job)
     finally:
-        pool.terminate()  # done, or the demo failed before its map: no need to wait for the worker
-        pool.join()
+        job.close()  # done, or the demo failed before its map: no need to wait for the worker
 
 
 def _run(args: argparse.Namespace, map_job) -> int:
@@ -291,7 +289,7 @@ def _run(args: argparse.Namespace, map_job) -> int:
 
             print(f"[demo] mapping a {args.map_frames}-frame {args.map_trajectory} camera trajectory "
                   f"({args.profile} room)", flush=True)
-            mapping = run_sequence_map(client, out, FRAME_ID, prepared=map_job.get(), **_map_args(args))
+            mapping = run_sequence_map(client, out, FRAME_ID, prepared=map_job.result(), **_map_args(args))
 
         real, real_note = None, "real frames: not asked (--real-data)"
         if args.real_data:  # real camera images through the same node, scored against their ground truth

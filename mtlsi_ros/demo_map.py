@@ -41,6 +41,52 @@ def prepare_sequence(seed: int, frames: int = 24, rate: float = 10.0, size: tupl
             "render_seconds": round(time.monotonic() - t0, 1)}
 
 
+class SequenceJob:
+    """``prepare_sequence(**kwargs)`` in a worker process (``mtlsi_core.data.io.worker_context``: never a plain fork
+    of a process with DDS threads): ``result()`` waits for it, ``close()`` stops it if it still runs."""
+
+    def __init__(self, **kwargs: Any):
+        from mtlsi_core.data.io import worker_context
+
+        ctx = worker_context()
+        self.kwargs = kwargs
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_prepare_into, args=(send, kwargs), name="demo_map_frames", daemon=True)
+        self._proc.start()
+        send.close()  # the worker holds the only sending end: its exit is an end of file here
+
+    def result(self, timeout: float = 900.0) -> dict[str, Any]:
+        if not self._recv.poll(timeout):
+            raise RuntimeError(f"the map's frames ({self.kwargs}) were not ready within {timeout:.0f} s")
+        try:
+            ok, value = self._recv.recv()
+        except EOFError:
+            self._proc.join(5)
+            raise RuntimeError(f"the process rendering the map's frames exited (status {self._proc.exitcode}) "
+                               f"without them") from None
+        if not ok:
+            raise RuntimeError(f"the map's frames ({self.kwargs}) could not be made: {value}")
+        return value
+
+    def close(self) -> None:
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._proc.join(10)
+        self._recv.close()
+
+
+def _prepare_into(conn: Any, kwargs: dict[str, Any]) -> None:
+    from mtlsi_core.data.io import limit_cv2_threads
+
+    limit_cv2_threads()
+    try:
+        value: tuple[bool, Any] = (True, prepare_sequence(**kwargs))
+    except Exception as e:  # noqa: BLE001 - reported by SequenceJob.result in the demo's process
+        value = (False, f"{type(e).__name__}: {' '.join(str(e).split())}")
+    conn.send(value)
+    conn.close()
+
+
 def run_sequence_map(client: Any, out: Path, frame_id: str, *, seed: int, frames: int = 24, rate: float = 10.0,
                      size: tuple[int, int] = (240, 320), timeout: float = 60.0, kind: str = "ground",
                      profile: str = "nyud", prepared: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -111,4 +157,4 @@ def summary_lines(m: dict[str, Any]) -> list[str]:
     return lines
 
 
-__all__ = ["MAP_KINDS", "prepare_sequence", "run_sequence_map", "summary_lines"]
+__all__ = ["MAP_KINDS", "SequenceJob", "prepare_sequence", "run_sequence_map", "summary_lines"]
