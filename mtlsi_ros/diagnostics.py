@@ -130,9 +130,11 @@ def _fmt(v: float | int | str) -> str:
 
 
 def camera_status(node_name: str, camera: str, snap: dict[str, float | int | str], no_image_warn_s: float,
-                  extra: dict[str, str] | None = None) -> DiagnosticStatus:
+                  extra: dict[str, str] | None = None, anchor: object | None = None) -> DiagnosticStatus:
     """DiagnosticStatus of one camera (``camera``: its resolved namespace, e.g. /robot/front; the status's
-    hardware_id): WARN when no image arrived for ``no_image_warn_s`` seconds."""
+    hardware_id): WARN when no image arrived for ``no_image_warn_s`` seconds. ``anchor``: the camera's
+    ``mtlsi_core.anchoring.FloorAnchor`` (floor_anchoring): its ``anchor.*`` values (status, scale, support pixels,
+    mount), and WARN while it cannot anchor (no camera_info, failures)."""
     st = DiagnosticStatus()
     st.name = f"{node_name}: camera {camera}"
     st.hardware_id = camera
@@ -149,7 +151,19 @@ def camera_status(node_name: str, camera: str, snap: dict[str, float | int | str
         st.message = "running"
     st.values = [KeyValue(key=k, value=_fmt(v)) for k, v in snap.items()]
     st.values += [KeyValue(key=k, value=v) for k, v in (extra or {}).items()]
+    if anchor is not None:
+        state = anchor.state
+        st.values += [KeyValue(key=k, value=v) for k, v in state.values().items()]
+        st.values.append(KeyValue(key="anchor.mount", value=anchor.plane.mount().describe()))
+        if state.status in ANCHOR_WARN and st.level == DiagnosticStatus.OK:
+            st.level = DiagnosticStatus.WARN
+            st.message = f"floor anchoring: {ANCHOR_WARN[state.status]}"
     return st
+
+
+# floor anchor states that make a camera's status WARN (the anchor cannot work)
+ANCHOR_WARN = {"no_intrinsics": "no camera_info with intrinsics, depth not anchored",
+               "error": "failed (see the log), depth not anchored"}
 
 
 def runtime_values(runtime: object | None, model_path: object) -> dict[str, str]:
@@ -197,5 +211,5 @@ class ThrottledLogger:
         return True
 
 
-__all__ = ["DROP_REASONS", "CameraStats", "RateMeter", "ThrottledLogger", "camera_status", "runtime_values",
-           "status_values"]
+__all__ = ["ANCHOR_WARN", "DROP_REASONS", "CameraStats", "RateMeter", "ThrottledLogger", "camera_status",
+           "runtime_values", "status_values"]

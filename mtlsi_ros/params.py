@@ -8,11 +8,13 @@ change them in the unconfigured state (or cleanup, set, configure).
 """
 from __future__ import annotations
 
+import array
 import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from mtlsi_core.anchoring.plane import MAX_PITCH_DEG
 from mtlsi_core.checkpoint import DEFAULT_MODEL_NAME
 from mtlsi_core.runtime import BACKENDS, DEFAULT_BACKEND, PRECISIONS
 from mtlsi_core.tasks import TASKS, get_task
@@ -35,7 +37,7 @@ class ParamSpec:
     name: str
     default: Any
     description: str
-    kind: type  # bool, int, float, str or list (of str)
+    kind: type  # bool, int, float, str, list (of str) or tuple (a number, or a list of numbers: one per camera)
     choices: tuple[Any, ...] | None = None
     check: Callable[[Any], str | None] | None = None  # returns what is wrong, or None
 
@@ -50,6 +52,14 @@ def _non_negative(v: Any) -> str | None:
 
 def _unit(v: Any) -> str | None:
     return None if 0.0 <= v <= 1.0 else "must be in [0, 1]"
+
+
+def _angle(v: float) -> str | None:
+    return None if 0.0 < v <= 90.0 else "must be in (0, 90] degrees"
+
+
+def _fraction(v: float) -> str | None:
+    return None if 0.0 < v <= 1.0 else "must be in (0, 1]"
 
 
 def _cameras(v: list[str]) -> str | None:
@@ -114,6 +124,31 @@ _COMMON: tuple[ParamSpec, ...] = (
     ParamSpec("min_depth", 0.0, "depth <= this is invalid (NaN), metres", float, check=_non_negative),
     ParamSpec("max_depth", 0.0, "depth > this is invalid (NaN), metres; 0: no upper limit", float,
               check=_non_negative),
+    # floor anchoring (mtlsi_core.anchoring): the metric scale of depth from the floor and the camera's mount
+    ParamSpec("floor_anchoring", False, "scale each camera's depth (and points) so the pixels the network labels "
+              "floor lie on the floor of the camera's mount (camera_height_m, camera_pitch_deg, camera_roll_deg); "
+              "needs camera_info; reports anchor.* in /diagnostics", bool),
+    # The mount parameters default to a one-element list: a params file's list then overrides it (rcl keeps the
+    # first file's value when a later file gives a list for a plain number).
+    ParamSpec("camera_height_m", [0.0], "floor anchoring: the camera's optical centre above the floor, metres (> 0); "
+              "one value for every camera or a list, one per camera", tuple),
+    ParamSpec("camera_pitch_deg", [0.0], "floor anchoring: the camera's pitch on a level robot, degrees, > 0 looking "
+              "down (REP 103, base_link -> camera_link); |pitch| < 90; one value or one per camera", tuple),
+    ParamSpec("camera_roll_deg", [0.0], "floor anchoring: the camera's roll about its forward axis, degrees, > 0 "
+              "lifts its left side (REP 103); one value or one per camera", tuple),
+    ParamSpec("floor_min_confidence", 0.5, "floor anchoring: floor pixels count when the label's probability is at "
+              "least this; 0: no threshold, and the runtime skips the confidence output (16-23 ms a frame on the CPU) "
+              "unless publish_points needs it", float, check=_unit),
+    ParamSpec("floor_max_normal_angle_deg", 20.0, "floor anchoring: ... and their predicted normal is within this "
+              "angle of the floor's", float, check=_angle),
+    ParamSpec("floor_min_support", 100, "floor anchoring: a frame gives a scale with at least this many floor pixels "
+              "(on the sampling grid of at most 16384 pixels); fewer keep the last scale", int, check=_positive),
+    ParamSpec("floor_smoothing", 0.3, "floor anchoring: weight of a new frame's scale (log space; 1: none)", float,
+              check=_fraction),
+    ParamSpec("floor_max_step", 0.05, "floor anchoring: the scale changes by at most this fraction per frame (after "
+              "the first frame that gives one)", float, check=_positive),
+    ParamSpec("floor_replace_depth", False, "floor anchoring: also set the depth of the floor pixels to the floor "
+              "plane's (where it agrees with the scaled prediction within 25 %)", bool),
     ParamSpec("qos_reliability", "best_effort", "input subscriptions: best_effort or reliable", str,
               choices=RELIABILITIES),
     ParamSpec("qos_depth", 1, "input subscriptions: history depth", int, check=_positive),
@@ -175,6 +210,16 @@ class NodeParams:
     publish_frame_msg: bool
     min_depth: float
     max_depth: float
+    floor_anchoring: bool
+    camera_height_m: tuple[float, ...]  # one per camera (a single number is repeated)
+    camera_pitch_deg: tuple[float, ...]
+    camera_roll_deg: tuple[float, ...]
+    floor_min_confidence: float
+    floor_max_normal_angle_deg: float
+    floor_min_support: int
+    floor_smoothing: float
+    floor_max_step: float
+    floor_replace_depth: bool
     qos_reliability: str
     qos_depth: int
     output_qos_reliability: str
@@ -206,11 +251,45 @@ def _coerce(spec: ParamSpec, value: Any) -> Any:
         if not isinstance(value, str):
             raise ParamError(f"{where}: expected a string, got {value!r}")
         return value
+    if spec.kind is tuple:  # a number, or a list of numbers (ROS double / integer arrays arrive as array.array)
+        items = [value] if isinstance(value, (int, float)) else value
+        if (isinstance(value, (str, bytes)) or not isinstance(items, (list, tuple, array.array)) or not items
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in items)):
+            raise ParamError(f"{where}: expected a number or a list of numbers (one per camera), got {value!r}")
+        bad = [v for v in items if not math.isfinite(v)]
+        if bad:
+            raise ParamError(f"{where}: expected finite numbers, got {value!r}")
+        return tuple(float(v) for v in items)
     if spec.kind is list:
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ParamError(f"{where}: expected a list of strings, got {value!r}")
         return [v.strip("/") for v in value]
     raise AssertionError(spec.kind)
+
+
+MOUNT_PARAMS = ("camera_height_m", "camera_pitch_deg", "camera_roll_deg")
+
+
+def _check_mounts(clean: dict[str, Any]) -> None:
+    """One mount value or one per camera; with floor_anchoring, every camera's mount is possible
+    (``mtlsi_core.anchoring.CameraMount``: height > 0, |pitch| < 90); ParamError naming the parameter and camera."""
+    cams = clean["cameras"]
+    for name in MOUNT_PARAMS:
+        v = clean[name]
+        if len(v) not in (1, len(cams)):
+            raise ParamError(f"parameter {name!r} = {list(v)}: lists {len(v)} values for {len(cams)} camera(s) "
+                             f"({', '.join(repr(c) for c in cams)}); give one number or one per camera")
+    if not clean["floor_anchoring"]:
+        return
+    for i, cam in enumerate(cams):
+        h, p = (clean[n][i if len(clean[n]) > 1 else 0] for n in MOUNT_PARAMS[:2])
+        at = f" (camera {cam!r})" if len(cams) > 1 else ""
+        if h <= 0:
+            raise ParamError(f"parameter 'camera_height_m' = {h}{at}: floor_anchoring needs the camera's optical "
+                             f"centre above the floor, > 0 metres (0 or less puts the camera on or below the floor)")
+        if abs(p) >= MAX_PITCH_DEG:
+            raise ParamError(f"parameter 'camera_pitch_deg' = {p}{at}: must be within (-{MAX_PITCH_DEG:g}, "
+                             f"{MAX_PITCH_DEG:g}) degrees (> 0 looks down)")
 
 
 def validate(values: Mapping[str, Any]) -> NodeParams:
@@ -231,14 +310,21 @@ def validate(values: Mapping[str, Any]) -> NodeParams:
     if clean["points_organized"] and not clean["points_keep_invalid"]:
         raise ParamError("parameter 'points_organized' = True needs points_keep_invalid = True (an organised cloud "
                          "keeps one point per pixel)")
+    _check_mounts(clean)
+    if clean["floor_anchoring"] and not clean["use_camera_info"]:
+        raise ParamError("parameter 'floor_anchoring' = True needs use_camera_info = True (the floor's depth per pixel "
+                         "needs the camera's intrinsics)")
     dev = clean["device"]
     if not (dev == "cpu" or dev == "cuda" or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ParamError(f"parameter 'device': {dev!r} is not 'cpu', 'cuda' or 'cuda:N'")
+    for name in MOUNT_PARAMS:  # one value per camera
+        v = clean[name]
+        clean[name] = v * len(clean["cameras"]) if len(v) == 1 else v
     encodings = {t: clean.pop(encoding_param(t)) for t, s in TASKS.items() if len(s.ros.encodings) > 1}
     clean["cameras"] = tuple(clean["cameras"])
     fields = {f.name for f in dataclasses.fields(NodeParams)}
     return NodeParams(encodings=encodings, **{k: v for k, v in clean.items() if k in fields})
 
 
-__all__ = ["DEFAULT_MAX_PIXELS", "PARAMS", "PARAMS_BY_NAME", "NodeParams", "ParamError", "ParamSpec",
+__all__ = ["DEFAULT_MAX_PIXELS", "MOUNT_PARAMS", "PARAMS", "PARAMS_BY_NAME", "NodeParams", "ParamError", "ParamSpec",
            "encoding_param", "validate"]

@@ -7,10 +7,12 @@ deactivate unsubscribe, stop the worker, release the model (frees GPU memory)
 cleanup    destroy publishers and timers
 
 Subscription callbacks only validate and convert the image and put it in its camera's buffer; one inference
-thread takes the frames that are ready across cameras and runs them as one batch through the runtime; one
+thread takes the frames that are ready across cameras and runs them as one batch through the runtime (with
+``floor_anchoring``, then scales each frame's depth by its camera's floor anchor, ``mtlsi_ros.floor_anchoring``); one
 publishing thread builds and publishes every output with the input's header, so the next batch's inference overlaps
-the last one's messages (a hand-over of one batch: inference waits while publishing is a batch behind). Nothing a message contains can stop the node: every error is
-logged (throttled) and counted in /diagnostics under a drop reason.
+the last one's messages (a hand-over of one batch: inference waits while publishing is a batch behind). Nothing a
+message contains can stop the node: every error is logged (throttled) and counted in /diagnostics under a drop
+reason.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ from mtlsi_core.runtime import Runtime, create_runtime, runtime_options
 from mtlsi_ros import qos
 from mtlsi_ros.conversions import InputError, compressed_to_rgb, image_to_rgb
 from mtlsi_ros.diagnostics import CameraStats, ThrottledLogger, camera_status, runtime_values
+from mtlsi_ros.floor_anchoring import anchor_frame, camera_anchors
 from mtlsi_ros.frames import Frame, FrameBuffers
 from mtlsi_ros.params import PARAMS, NodeParams, validate
 from mtlsi_ros.publishing import (CameraOutputs, build_plans, build_points_plan, focal_length_px,
@@ -70,6 +73,7 @@ class PerceptionNode(LifecycleNode):
         self._palette = None
         self._plans: list = []
         self._outputs: list[CameraOutputs] = []
+        self._anchors: list | None = None  # per camera: mtlsi_core.anchoring.FloorAnchor (floor_anchoring)
         self._stats: list[CameraStats] = []
         self._infos: list[deque[CameraInfo]] = []
         self._info_matched: list[bool] = []  # per camera: the last frame found its camera_info by stamp
@@ -102,6 +106,7 @@ class PerceptionNode(LifecycleNode):
             self._plans = build_plans(rt.tasks, rt.channels, p, self._palette)
             points = build_points_plan(rt.tasks, p, rt.input_size, rt.canonical_focal)
             frame_cls = frame_message_class(self._plans) if p.publish_frame_msg else None
+            self._anchors = camera_anchors(p, rt.tasks, rt.dataset)
         except Exception as e:  # ParamError, CheckpointError (names the file), OSError, ImportError ...
             log.error(f"configure failed: {e}")
             self._release_runtime()
@@ -123,6 +128,9 @@ class PerceptionNode(LifecycleNode):
         log.info(f"configured: {self.runtime.info.backend} on {self.runtime.info.device} "
                  f"({self.runtime.info.precision}), model {self.model_path}, tasks {', '.join(rt.tasks)}, "
                  f"network input {rt.input_size[0]}x{rt.input_size[1]}; outputs: {', '.join(topics)}")
+        if self._anchors:
+            log.info("floor anchoring: " + "; ".join(f"camera {ns!r} {a.plane.mount().describe()}"
+                                                     for ns, a in zip(p.cameras, self._anchors)))
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -384,7 +392,26 @@ class PerceptionNode(LifecycleNode):
                 for f in frames:
                     self._bad_frame(f.camera, "inference_error", f"{type(e).__name__}: {e}")
                 continue
-            yield frames, results, infos, time.monotonic() - t0, len(ready)
+            infer_s = time.monotonic() - t0
+            if self._anchors:
+                for f, res, info in zip(frames, results, infos):
+                    self._anchor(f, res, info)
+            yield frames, results, infos, infer_s, len(ready)
+
+    def _anchor(self, frame: Frame, outputs: dict, info: CameraInfo | None) -> None:
+        """Floor-anchor one frame's depth in place (its camera's anchor); never raises: a failure leaves the depth as
+        predicted and is logged."""
+        cam = frame.camera
+        try:
+            state = anchor_frame(self._anchors[cam], outputs, info, frame.rgb.shape[:2], self.runtime.tasks)
+        except Exception as e:
+            self._anchors[cam].skip("error")
+            self._log_error((cam, "anchoring"), f"floor anchoring failed ({type(e).__name__}: {e}): depth not anchored")
+            return
+        if state.status == "no_intrinsics":
+            topic = self._topic_name(join_topic(self.p.cameras[cam], "camera_info"))
+            self._log_warn((cam, "anchoring"), f"floor anchoring: no camera_info with intrinsics on {topic}: depth "
+                                               f"published as predicted")
 
     # ------------------------------------------------------------------------------------------ diagnostics
 
@@ -396,8 +423,10 @@ class PerceptionNode(LifecycleNode):
             name = self.get_fully_qualified_name()
             rt = self.runtime
             extra = runtime_values(rt, self.model_path)
-            for ns, stats in zip(self.p.cameras, self._stats):
-                st = camera_status(name, self._topic_name(ns), stats.snapshot(now), self.p.no_image_warn_s, extra)
+            anchors = self._anchors or [None] * len(self._stats)
+            for ns, stats, anchor in zip(self.p.cameras, self._stats, anchors):
+                st = camera_status(name, self._topic_name(ns), stats.snapshot(now), self.p.no_image_warn_s, extra,
+                                   anchor=anchor)
                 if not self._active:
                     st.level, st.message = DiagnosticStatus.OK, "inactive"
                 arr.status.append(st)

@@ -80,9 +80,11 @@ def build_points_plan(tasks: Sequence[str], params: NodeParams, network_hw: tupl
 
 
 def runtime_auxiliary(params: NodeParams) -> tuple[str, ...] | None:
-    """The runtime's ``auxiliary`` option under ``params``: the labels' confidence when ``publish_points`` is on (the
-    cloud's confidence field), else None (it costs 16-23 ms a frame on the CPU and nothing else uses it)."""
-    return ("confidence",) if params.publish_points else None
+    """The runtime's ``auxiliary`` option under ``params``: the labels' confidence when ``publish_points`` (the cloud's
+    confidence field) or ``floor_anchoring`` with ``floor_min_confidence`` > 0 (the floor pixels' threshold) is on,
+    else None (it costs 16-23 ms a frame on the CPU and nothing else uses it)."""
+    anchoring = params.floor_anchoring and params.floor_min_confidence > 0
+    return ("confidence",) if params.publish_points or anchoring else None
 
 
 def points_message(plan: PointsPlan, header: Any, outputs: Mapping[str, np.ndarray], rgb: np.ndarray,

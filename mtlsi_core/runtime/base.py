@@ -33,6 +33,9 @@ Backends implement two steps, which ``infer`` chains with the shared pre/post-pr
     run(batch)      -> {task: (B, ...) activated outputs at network resolution} (model only; synchronous)
 
 Benchmarks time ``run`` alone (model-only figures) and ``infer`` (end to end).
+
+Metric scale from a known camera mount (floor anchoring) is applied to ``infer``'s outputs by whoever holds the
+camera's state, not by the runtime: ``mtlsi_core.anchoring.anchor_outputs`` (the node, ``mtlsi-bag infer``, the API).
 """
 from __future__ import annotations
 

@@ -12,6 +12,10 @@ camera_info pairing, as the node: the camera_info with the image's stamp, else t
 image, else none (no focal-length correction, no ``output/camera_info``). Frames the node would drop (bad
 encoding, size, too many pixels, undecodable) are skipped and counted by the node's drop reasons.
 
+Floor anchoring (``floor_anchoring`` and the mount parameters), as the node: one ``FloorAnchor`` for the bag's camera,
+updated frame by frame in log order with the paired camera_info, scales each frame's depth before its messages are
+built; the summary's notes give the final scale and how many frames ended in each anchor status.
+
 ``batch`` > 1 runs several frames per network call: faster, but batched float kernels may differ from the node's
 one-frame batches in the last bits; keep 1 (the default) for outputs identical to the node's.
 """
@@ -69,6 +73,8 @@ class InferSummary:
     image_topic: str = ""
     namespace: str = ""
     notes: list[str] = field(default_factory=list)
+    anchor_statuses: dict[str, int] = field(default_factory=dict)  # floor anchoring: frames per anchor status
+    anchor_scale: float | None = None  # floor anchoring: the scale after the last frame
 
 
 def camera_namespace(image_topic: str) -> str:
@@ -120,6 +126,7 @@ def load_runtime(params: NodeParams, model_path: str | None) -> tuple[Any, Path]
     """The runtime the node would build from ``params`` (``model_path`` overrides ``params.model_path``)."""
     from mtlsi_core.runtime import create_runtime, runtime_options
     from mtlsi_ros.perception_node import default_model_path
+    from mtlsi_ros.publishing import runtime_auxiliary
 
     given = model_path or params.model_path
     path = Path(given).expanduser() if given else default_model_path()
@@ -131,7 +138,8 @@ def load_runtime(params: NodeParams, model_path: str | None) -> tuple[Any, Path]
                             **runtime_options(params.backend, cache_dir=params.model_cache_dir or None,
                                               intra_op_threads=params.intra_op_threads or None,
                                               inter_op_threads=params.inter_op_threads or None,
-                                              graph_optimization=params.graph_optimization))
+                                              graph_optimization=params.graph_optimization,
+                                              auxiliary=runtime_auxiliary(params)))
     except Exception as e:
         msg = str(e) if str(path) in str(e) else f"{path}: {e}"
         raise BagError(f"cannot load model {' '.join(msg.split())} ({type(e).__name__})") from None
@@ -196,6 +204,7 @@ def _run(bag: BagReader, out_bag: str | os.PathLike, params: NodeParams, o: Infe
          summary: InferSummary, image_topic: str, namespace: str, infos: CameraInfoIndex) -> None:
     """The frame loop of ``run_infer``: copy inputs, decode and batch frames, run, build and write messages."""
     from mtlsi_ros.conversions import InputError
+    from mtlsi_ros.floor_anchoring import anchor_frame, camera_anchors
     from mtlsi_ros.publishing import (build_messages, build_plans, focal_length_px, load_palette, output_size_arg,
                                       output_topics)
 
@@ -204,6 +213,7 @@ def _run(bag: BagReader, out_bag: str | os.PathLike, params: NodeParams, o: Infe
     try:
         palette = load_palette(params.palette_file) if params.palette_file else None
         plans = build_plans(rt.tasks, rt.channels, params, palette)
+        anchors = camera_anchors(params, rt.tasks, rt.dataset)
     except Exception as e:  # ParamError names the parameter
         raise BagError(f"node parameters: {e}") from None
     if o.copy_input:
@@ -234,6 +244,10 @@ def _run(bag: BagReader, out_bag: str | os.PathLike, params: NodeParams, o: Infe
                                    f"failed ({type(e).__name__}: {' '.join(str(e).split())})") from None
                 summary.infer_seconds += time.perf_counter() - t0
                 for f, res in zip(frames, results):
+                    if anchors:
+                        st = anchor_frame(anchors[0], res, f.info, f.rgb.shape[:2], rt.tasks)
+                        summary.anchor_statuses[st.status] = summary.anchor_statuses.get(st.status, 0) + 1
+                        summary.anchor_scale = st.scale
                     for rel, msg in build_messages(plans, f.header, res, f.rgb, f.info):
                         out.write_msg(_ns_join(namespace, rel), msg, f.raw.log_time)
                     summary.processed += 1
@@ -270,6 +284,10 @@ def _run(bag: BagReader, out_bag: str | os.PathLike, params: NodeParams, o: Infe
             raise BagError(f"{bag.path}: none of the {summary.frames} frames of {image_topic} could be used "
                            f"(dropped: {summary.dropped})")
         summary.topics = {t: c for t, c in out.counts.items() if t not in bag.topics()}
+        if anchors:
+            summary.notes.append(f"floor anchoring ({anchors[0].plane.mount().describe()}): final scale "
+                                 f"{summary.anchor_scale:.4f}; frames by anchor status: "
+                                 + ", ".join(f"{k} {v}" for k, v in sorted(summary.anchor_statuses.items())))
 
 
 __all__ = ["CameraInfoIndex", "InferOptions", "InferSummary", "camera_namespace", "find_image_topic", "load_runtime",
