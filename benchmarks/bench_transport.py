@@ -91,9 +91,9 @@ def intrinsics(hw: tuple[int, int]) -> np.ndarray:
 
 def model_path(arg: str) -> str:
     if arg == "shipped":
-        from mtlsi_ros.perception_node import default_model_path
+        from mtlsi_core.checkpoint import packaged_model
 
-        return str(default_model_path())
+        return str(packaged_model())
     return arg
 
 

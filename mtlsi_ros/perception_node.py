@@ -34,8 +34,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rcl_interfaces.msg import ParameterDescriptor
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
-from mtlsi_core.checkpoint import packaged_model
-from mtlsi_core.runtime import Runtime, create_runtime, runtime_options
+from mtlsi_core.runtime import Runtime
 from mtlsi_ros import qos
 from mtlsi_ros.conversions import InputError, compressed_to_rgb, image_to_rgb
 from mtlsi_ros.diagnostics import CameraStats, ThrottledLogger, camera_status, runtime_values
@@ -43,17 +42,13 @@ from mtlsi_ros.floor_anchoring import anchor_frame, camera_anchors
 from mtlsi_ros.frames import Frame, FrameBuffers
 from mtlsi_ros.params import PARAMS, NodeParams, validate
 from mtlsi_ros.publishing import (CameraOutputs, build_plans, build_points_plan, focal_length_px,
-                                  frame_message_class, join_topic, load_palette, output_size_arg,
-                                  runtime_auxiliary)
+                                  frame_message_class, join_topic, load_palette, output_size_arg)
+from mtlsi_ros.runtime_setup import load_runtime, model_file
 
 NODE_NAME = "perception"
 QUEUE_WAIT_S = 10.0  # process_every_frame: longest a callback waits for room before dropping (queue_full)
 PUBLISH_HANDOVER = 1  # inferred batches waiting for the publishing thread (more only adds latency)
 CAMERA_INFO_KEEP = 10  # recent camera_info messages kept per camera for pairing by stamp
-
-
-def default_model_path() -> Path:
-    return packaged_model()
 
 
 def _stamp_key(header: Any) -> tuple[int, int]:
@@ -186,21 +181,8 @@ class PerceptionNode(LifecycleNode):
 
     def _load_runtime(self) -> None:
         p = self.p
-        path = Path(p.model_path).expanduser() if p.model_path else default_model_path()
-        self.model_path = path
-        if not path.is_file():
-            raise OSError(f"model file not found: {path}" + ("" if p.model_path else
-                                                             " (the packaged default; set model_path)"))
-        try:
-            rt = create_runtime(p.backend, str(path), device=p.device, precision=p.precision,
-                                **runtime_options(p.backend, cache_dir=p.model_cache_dir or None,
-                                                  intra_op_threads=p.intra_op_threads or None,
-                                                  inter_op_threads=p.inter_op_threads or None,
-                                                  graph_optimization=p.graph_optimization,
-                                                  auxiliary=runtime_auxiliary(p)))
-        except Exception as e:  # corrupt file, wrong format, missing backend library ...
-            msg = str(e) if str(path) in str(e) else f"{path}: {e}"
-            raise RuntimeError(f"cannot load model {msg} ({type(e).__name__})") from None
+        self.model_path = model_file(p)
+        rt = load_runtime(p, self.model_path)
         for note in rt.info.notes:
             self.get_logger().warning(note)
         if getattr(rt, "selection", None) is not None:

@@ -156,9 +156,9 @@ def _runtime(spec: dict, variant: str):
 
 def _checkpoint(spec: dict) -> str:
     if spec.get("checkpoint") == "shipped":
-        from mtlsi_ros.perception_node import default_model_path
+        from mtlsi_core.checkpoint import packaged_model
 
-        return str(default_model_path())
+        return str(packaged_model())
     return spec["checkpoint"]
 
 

@@ -35,7 +35,13 @@ from tqdm import tqdm
 from mtlsi_ros.bag.errors import BagError
 from mtlsi_ros.bag.msgtypes import CAMERA_INFO, COMPRESSED_IMAGE, IMAGE_TYPES
 from mtlsi_ros.bag.storage import BagReader, BagWriter, RawMessage
+from mtlsi_ros.conversions import InputError, compressed_to_rgb, image_to_rgb
+from mtlsi_ros.floor_anchoring import anchor_frame, camera_anchors
 from mtlsi_ros.params import NodeParams
+from mtlsi_ros.publishing import (build_messages, build_plans, focal_length_px, load_palette, output_size_arg,
+                                  output_topics)
+from mtlsi_ros.runtime_setup import load_runtime as node_runtime
+from mtlsi_ros.runtime_setup import model_file
 
 log = logging.getLogger("mtlsi_ros.bag")
 
@@ -124,31 +130,14 @@ class CameraInfoIndex:
 
 def load_runtime(params: NodeParams, model_path: str | None) -> tuple[Any, Path]:
     """The runtime the node would build from ``params`` (``model_path`` overrides ``params.model_path``)."""
-    from mtlsi_core.runtime import create_runtime, runtime_options
-    from mtlsi_ros.perception_node import default_model_path
-    from mtlsi_ros.publishing import runtime_auxiliary
-
-    given = model_path or params.model_path
-    path = Path(given).expanduser() if given else default_model_path()
-    if not path.is_file():
-        raise BagError(f"model file not found: {path}" + ("" if given else " (the node's packaged default; "
-                                                                          "give --model)"))
+    path = model_file(params, model_path)
     try:
-        rt = create_runtime(params.backend, str(path), device=params.device, precision=params.precision,
-                            **runtime_options(params.backend, cache_dir=params.model_cache_dir or None,
-                                              intra_op_threads=params.intra_op_threads or None,
-                                              inter_op_threads=params.inter_op_threads or None,
-                                              graph_optimization=params.graph_optimization,
-                                              auxiliary=runtime_auxiliary(params)))
-    except Exception as e:
-        msg = str(e) if str(path) in str(e) else f"{path}: {e}"
-        raise BagError(f"cannot load model {' '.join(msg.split())} ({type(e).__name__})") from None
-    return rt, path
+        return node_runtime(params, path, default_hint="give --model"), path
+    except (OSError, RuntimeError) as e:
+        raise BagError(str(e)) from None
 
 
 def _decode(bag: BagReader, raw: RawMessage, params: NodeParams) -> tuple[Any, np.ndarray]:
-    from mtlsi_ros.conversions import compressed_to_rgb, image_to_rgb
-
     msg = bag.deserialize(raw)
     if raw.msgtype == COMPRESSED_IMAGE:
         return msg, compressed_to_rgb(msg, params.max_input_pixels)
@@ -203,11 +192,6 @@ def run_infer(in_bag: str | os.PathLike, out_bag: str | os.PathLike, params: Nod
 def _run(bag: BagReader, out_bag: str | os.PathLike, params: NodeParams, o: InferOptions, rt: Any,
          summary: InferSummary, image_topic: str, namespace: str, infos: CameraInfoIndex) -> None:
     """The frame loop of ``run_infer``: copy inputs, decode and batch frames, run, build and write messages."""
-    from mtlsi_ros.conversions import InputError
-    from mtlsi_ros.floor_anchoring import anchor_frame, camera_anchors
-    from mtlsi_ros.publishing import (build_messages, build_plans, focal_length_px, load_palette, output_size_arg,
-                                      output_topics)
-
     if params.warmup:
         rt.warmup()
     try:
