@@ -147,3 +147,24 @@ def test_eval_reports_temporal_stability(seq_bag, tmp_path):
     st = run_bag_eval(shifted, options=EvalOptions(progress=False))["temporal_stability"]
     assert st["prediction"]["depth_rel_mean"] > 0.05 and st["prediction"]["label_flip_rate"] > 0.01, st
     assert st["ground_truth"]["depth_rel_mean"] < 1e-3
+
+
+def test_map_speed_options_and_timing(seq_bag, tmp_path):
+    from mtlsi_ros.bag.map import MapOptions, run_map
+
+    rec = run_map(seq_bag, tmp_path / "all", options=MapOptions(namespace="/camera/gt", gt_map=False))
+    net = rec["maps"]["network"]
+    assert net["frames"] == net["integrated_frames"] == FRAMES and net["skipped_frames"] == 0
+    t = net["timing"]
+    assert t["read_decode_seconds"] > 0 and t["integrate_seconds"] > 0 and t["extract_seconds"] > 0
+    assert t["frames_per_second"] == pytest.approx(FRAMES / (t["read_decode_seconds"] + t["integrate_seconds"]),
+                                                   rel=0.05)
+    opts = MapOptions(namespace="/camera/gt", gt_map=False, keyframe_translation=0.5, keyframe_rotation_deg=30.0)
+    kf = run_map(seq_bag, tmp_path / "keyframes", options=opts)
+    net = kf["maps"]["network"]
+    assert net["frames"] == FRAMES and 1 <= net["integrated_frames"] < FRAMES
+    assert net["skipped_frames"] == FRAMES - net["integrated_frames"]
+    assert kf["settings"]["keyframe_translation"] == 0.5 and kf["settings"]["max_size"] is None
+    with pytest.raises(BagError, match="keyframe rule"):
+        run_map(seq_bag, tmp_path / "bad", options=MapOptions(namespace="/camera/gt", keyframe_translation=0.1))
+    assert not (tmp_path / "bad").exists()

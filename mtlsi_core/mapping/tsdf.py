@@ -1,21 +1,25 @@
 """A semantic TSDF: Open3D's ``VoxelBlockGrid`` for geometry, per-voxel label votes beside it.
 
 Geometry: each frame's depth (metres along the optical z axis; non-finite, <= ``depth_min`` or > ``depth_max`` =
-no measurement) is integrated by ``VoxelBlockGrid.integrate`` (attributes tsdf, weight and color; the colour image is
-the class colour of the labels, so Open3D's averaged voxel colour is a display colour, not a label). Open3D has no
-label-histogram integration, so the labels are voted separately on the same grid: every valid pixel's back-projected
-map point votes for its label in the voxel nearest to it (keys: integer voxel coordinates), and counts are kept as a
-sparse table. ``extract`` runs Open3D's marching cubes (output in a canonical order, ``canonical_mesh``); each vertex
-takes the majority label of its voxel (or of the nearest voted voxel among its 26 neighbours; 255 if none), with the
+no measurement) is integrated by ``VoxelBlockGrid.integrate`` (attributes tsdf and weight: depth only; the mesh's
+colours are the class colours of the voted labels, so Open3D averages no colour). Open3D has no label-histogram
+integration, so the labels are voted separately on the same grid: every valid pixel's back-projected map point votes
+for its label in the voxel nearest to it (keys: integer voxel coordinates), and counts are kept as a sparse table.
+``extract`` runs Open3D's marching cubes (output in a canonical order, ``canonical_mesh``); each vertex takes the
+majority label of its voxel (or of the nearest voted voxel among its 26 neighbours; 255 if none), with the
 majority's share of the votes as confidence.
+
+Speed (``TSDFOptions``): ``max_size`` integrates big frames subsampled by an integer step, the keyframe rule leaves
+out frames whose camera barely moved, ``threads`` bounds Open3D's threads; buffers, tensors and pixel rays are made
+once per image size (``benchmarks/bench_map_speed.py`` measures it).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from mtlsi_core.data.sequence import backproject
 from mtlsi_core.mapping import import_open3d
 
 UNLABELLED = 255
@@ -31,8 +35,18 @@ class TSDFOptions:
     depth_min: float = 0.1  # m
     depth_max: float = 6.0  # m
     block_resolution: int = 8
-    block_count: int = 20000  # initial hash map capacity (grows when needed)
+    # initial hash map capacity in blocks of block_resolution^3 voxels (it grows when needed): a 6 x 5 m room at 4 cm
+    # takes ~600; Open3D allocates the capacity up front (20000 blocks of tsdf + weight: 80 MB, 0.14 s)
+    block_count: int = 2000
     weight_threshold: float = 1.0  # of marching cubes: voxels seen fewer times are empty
+    # integrate at most (H, W): a bigger frame is subsampled by the smallest integer step that fits (every s-th pixel
+    # and row, the camera matrix scaled to match: the rays of those pixels exactly); None: every pixel
+    max_size: tuple[int, int] | None = None
+    # keyframe rule: a frame whose camera moved less than keyframe_translation (m) and turned less than
+    # keyframe_rotation_deg since the last integrated frame is left out; both 0 (the default): every frame
+    keyframe_translation: float = 0.0
+    keyframe_rotation_deg: float = 0.0
+    threads: int = 0  # Open3D's CPU threads (set process-wide when the map is made); 0: Open3D's default (all)
 
     def check(self) -> "TSDFOptions":
         if not (0.005 <= self.voxel_size <= 1.0):
@@ -41,6 +55,16 @@ class TSDFOptions:
             raise ValueError(f"depth range must satisfy 0 <= min < max, got {self.depth_min}..{self.depth_max}")
         if self.trunc_voxels < 1.0:
             raise ValueError(f"truncation must be at least one voxel, got {self.trunc_voxels}")
+        if self.block_count < 1:
+            raise ValueError(f"block count must be >= 1, got {self.block_count}")
+        if self.max_size is not None and (len(self.max_size) != 2 or min(self.max_size) < 1):
+            raise ValueError(f"max size must be (height, width) >= 1, got {self.max_size}")
+        kt, kr = self.keyframe_translation, self.keyframe_rotation_deg
+        if kt < 0 or kr < 0 or (kt > 0) != (kr > 0):
+            raise ValueError(f"keyframe rule: give both a translation (m) and a rotation (degrees) > 0, or both 0 "
+                             f"(every frame); got {kt} m, {kr} degrees")
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0 (0: Open3D's default), got {self.threads}")
         return self
 
 
@@ -51,7 +75,9 @@ class MapResult:
     labels: np.ndarray  # (V,) uint8, 255 = no vote
     confidence: np.ndarray  # (V,) float32, share of the majority label's votes
     colors: np.ndarray  # (V, 3) uint8, class colour
-    frames: int
+    frames: int  # frames given
+    integrated_frames: int = 0  # of which went into the map (not empty, not left out by the keyframe rule)
+    skipped_frames: int = 0  # left out by the keyframe rule
 
 
 def vote_keys(points: np.ndarray, voxel: float) -> np.ndarray:
@@ -90,7 +116,12 @@ def class_colors(labels: np.ndarray) -> np.ndarray:
 
 
 class SemanticTSDF:
-    """Integrate (depth, labels, K, T_map_cam) frames; ``extract()`` the labelled mesh."""
+    """Integrate (depth, labels, K, T_map_cam) frames; ``extract()`` the labelled mesh.
+
+    Per frame, nothing of the image size is allocated again once the first frame of that size is in: the depth
+    buffer that Open3D reads (shared with numpy, ``core.Tensor.from_numpy``), its ``Image``, the intrinsic tensor and
+    the pixel rays of the label votes are kept for the (size, K) they were made for. The votes of a frame are counted
+    per (voxel, label) at once (a sort of the frame's keys) and merged into the map's table now and then."""
 
     def __init__(self, options: TSDFOptions = TSDFOptions()):
         self.o = options.check()
@@ -98,21 +129,67 @@ class SemanticTSDF:
         self._o3d = o3d
         self._o3c = o3d.core
         c = o3d.core
+        if self.o.threads > 0:
+            o3d.utility.set_max_threads(int(self.o.threads))  # process-wide (TBB)
         self.vbg = o3d.t.geometry.VoxelBlockGrid(
-            attr_names=("tsdf", "weight", "color"), attr_dtypes=(c.float32, c.float32, c.float32),
-            attr_channels=((1), (1), (3)), voxel_size=float(self.o.voxel_size),
-            block_resolution=int(self.o.block_resolution), block_count=int(self.o.block_count),
-            device=c.Device("CPU:0"))
-        self._keys = np.zeros(0, np.int64)  # (voxel key << 8) | label
+            attr_names=("tsdf", "weight"), attr_dtypes=(c.float32, c.float32), attr_channels=((1), (1)),
+            voxel_size=float(self.o.voxel_size), block_resolution=int(self.o.block_resolution),
+            block_count=int(self.o.block_count), device=c.Device("CPU:0"))
+        self._keys = np.zeros(0, np.int64)  # (voxel key << 8) | label, sorted, unique
         self._counts = np.zeros(0, np.int64)
-        self._pending: list[np.ndarray] = []
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []  # per frame: unique keys, their counts
         self._pending_n = 0
-        self.frames = 0
+        self._buf_shape: tuple[int, int] | None = None
+        self._buf = np.zeros((0, 0), np.float32)
+        self._img = None
+        self._k_key: bytes | None = None
+        self._intr = None
+        self._rx = self._ry = np.zeros(0)
+        self._key_pose: np.ndarray | None = None
+        self.frames = 0  # frames given
         self.empty_frames = 0  # frames without a valid depth pixel
+        self.skipped_frames = 0  # frames left out by the keyframe rule
+        self.integrated_frames = 0
 
-    def integrate(self, depth: np.ndarray, labels: np.ndarray, K: np.ndarray, T_map_cam: np.ndarray) -> None:
+    def stride(self, shape: tuple[int, ...]) -> int:
+        """The integer subsampling step of an image of ``shape`` under ``max_size`` (1: full size)."""
+        if self.o.max_size is None:
+            return 1
+        h, w = int(shape[0]), int(shape[1])
+        return max(1, math.ceil(max(h / self.o.max_size[0], w / self.o.max_size[1])))
+
+    def is_keyframe(self, T_map_cam: np.ndarray) -> bool:
+        """Whether a frame at this pose is integrated under the keyframe rule: the first, and any whose camera moved
+        at least ``keyframe_translation`` m or turned at least ``keyframe_rotation_deg`` since the last frame that
+        was integrated (always true with the rule off)."""
+        if self.o.keyframe_translation <= 0 or self._key_pose is None:
+            return True
+        T = np.asarray(T_map_cam, np.float64)
+        ref = self._key_pose
+        moved = float(np.linalg.norm(T[:3, 3] - ref[:3, 3]))
+        cos = (float(np.sum(ref[:3, :3] * T[:3, :3])) - 1.0) / 2.0  # trace(ref_R^T R) = 1 + 2 cos(angle)
+        turned = math.degrees(math.acos(min(1.0, max(-1.0, cos))))
+        return moved >= self.o.keyframe_translation or turned >= self.o.keyframe_rotation_deg
+
+    def _buffers(self, shape: tuple[int, int], K: np.ndarray) -> None:
+        o3d, c = self._o3d, self._o3c
+        if self._buf_shape != shape:
+            self._buf = np.zeros(shape, np.float32)
+            self._img = o3d.t.geometry.Image(c.Tensor.from_numpy(self._buf))  # shares self._buf's memory
+            self._buf_shape = shape
+            self._k_key = None
+        k_key = K.tobytes()
+        if self._k_key != k_key:
+            h, w = shape
+            self._intr = c.Tensor(K, c.float64)
+            self._rx = np.tile((np.arange(w) - K[0, 2]) / K[0, 0], h)  # x / z of each pixel (flat, row-major)
+            self._ry = np.repeat((np.arange(h) - K[1, 2]) / K[1, 1], w)
+            self._k_key = k_key
+
+    def integrate(self, depth: np.ndarray, labels: np.ndarray, K: np.ndarray, T_map_cam: np.ndarray) -> bool:
         """One frame: ``depth`` (H, W) metres along z, ``labels`` (H, W) class ids (255 = none), ``K`` its 3x3
-        camera matrix, ``T_map_cam`` the camera's pose in the map. ValueError on inconsistent input."""
+        camera matrix, ``T_map_cam`` the camera's pose in the map. ValueError on inconsistent input. Returns whether
+        the frame went into the map (not: left out by the keyframe rule, or no valid depth)."""
         depth = np.asarray(depth)
         labels = np.asarray(labels)
         if depth.ndim != 2:
@@ -124,40 +201,69 @@ class SemanticTSDF:
             raise ValueError(f"labels must be integer class ids, got {labels.dtype}")
         K = check_intrinsics(K)
         T = check_pose(T_map_cam)
-        o3d, c = self._o3d, self._o3c
-        d = np.array(depth, np.float32)
-        bad = ~np.isfinite(d) | (d <= self.o.depth_min) | (d > self.o.depth_max)
-        d[bad] = 0.0
         self.frames += 1
-        if not (d > 0).any():  # nothing measured (Open3D refuses a frame that touches no block)
+        if not self.is_keyframe(T):
+            self.skipped_frames += 1
+            return False
+        s = self.stride(depth.shape)
+        if s > 1:  # every s-th pixel: exactly the rays of the full image at those pixels
+            depth, labels = depth[::s, ::s], labels[::s, ::s]
+            K = K.copy()
+            K[:2] /= s
+        self._buffers(depth.shape, K)
+        d = self._buf
+        np.copyto(d, depth, casting="unsafe")
+        with np.errstate(invalid="ignore"):
+            valid = (d > self.o.depth_min) & (d <= self.o.depth_max)  # NaN and inf: False
+        np.copyto(d, 0.0, where=~valid)
+        if not valid.any():  # nothing measured (Open3D refuses a frame that touches no block)
             self.empty_frames += 1
-            return
-        color = (class_colors(labels.reshape(-1)).reshape(*labels.shape, 3).astype(np.float32) / 255.0)
-        dimg = o3d.t.geometry.Image(c.Tensor(np.ascontiguousarray(d)))
-        cimg = o3d.t.geometry.Image(c.Tensor(np.ascontiguousarray(color)))
-        intr = c.Tensor(K, c.float64)
+            return False
+        c = self._o3c
         extr = c.Tensor(np.linalg.inv(T), c.float64)  # Open3D's extrinsic: map -> camera
-        blocks = self.vbg.compute_unique_block_coordinates(dimg, intr, extr, 1.0, float(self.o.depth_max),
-                                                           float(self.o.trunc_voxels))
-        self.vbg.integrate(blocks, dimg, cimg, intr, intr, extr, 1.0, float(self.o.depth_max),
-                           float(self.o.trunc_voxels))
-        # label votes on the same grid
-        pts, idx = backproject(d, K, T)
-        lab = labels.reshape(-1)[idx].astype(np.int64)
-        keep = (lab >= 0) & (lab < UNLABELLED)
-        if keep.any():
-            self._pending.append((vote_keys(pts[keep], self.o.voxel_size) << 8) | lab[keep])
-            self._pending_n += int(keep.sum())
-            if self._pending_n > 4_000_000:
-                self._compress()
+        trunc, dmax = float(self.o.trunc_voxels), float(self.o.depth_max)
+        blocks = self.vbg.compute_unique_block_coordinates(self._img, self._intr, extr, 1.0, dmax, trunc)
+        self.vbg.integrate(blocks, self._img, self._intr, extr, 1.0, dmax, trunc)
+        self._vote(d, valid, labels, T)
+        self._key_pose = T
+        self.integrated_frames += 1
+        return True
+
+    def _vote(self, d: np.ndarray, valid: np.ndarray, labels: np.ndarray, T: np.ndarray) -> None:
+        """Each valid, labelled pixel's map point votes for its label in its nearest voxel (no BLAS: a threaded
+        matrix product is many times slower than these element-wise sums on a busy 2-core machine)."""
+        lab = labels.reshape(-1)
+        keep = valid.reshape(-1) & (lab < UNLABELLED)
+        if lab.dtype.kind == "i":
+            keep &= lab >= 0
+        idx = np.flatnonzero(keep)
+        if len(idx) == 0:
+            return
+        z = d.reshape(-1)[idx].astype(np.float64)
+        x, y = self._rx[idx] * z, self._ry[idx] * z
+        key = np.zeros(len(idx), np.int64)
+        for r in range(3):  # map coordinates -> voxel index (+ offset) -> 16 bits each
+            q = np.round((x * T[r, 0] + y * T[r, 1] + z * T[r, 2] + T[r, 3]) / self.o.voxel_size).astype(np.int64)
+            q += _OFF
+            if q.min() < 0 or q.max() > _MASK:
+                raise ValueError(f"map points beyond +-{_OFF * self.o.voxel_size:.0f} m from the origin")
+            key |= q << ((2 - r) * _BITS)
+        key = np.sort((key << 8) | lab[idx].astype(np.int64))
+        start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+        self._pending.append((key[start], np.diff(np.r_[start, len(key)])))
+        self._pending_n += len(start)
+        if self._pending_n > 1_000_000:
+            self._compress()
 
     def _compress(self) -> None:
         if not self._pending:
             return
-        keys = np.concatenate([self._keys, *self._pending])
-        counts = np.concatenate([self._counts, np.ones(self._pending_n, np.int64)])
-        uniq, inv = np.unique(keys, return_inverse=True)
-        self._keys, self._counts = uniq, np.bincount(inv, weights=counts, minlength=len(uniq)).astype(np.int64)
+        keys = np.concatenate([self._keys, *(k for k, _ in self._pending)])
+        counts = np.concatenate([self._counts, *(n for _, n in self._pending)])
+        order = np.argsort(keys, kind="stable")
+        keys, counts = keys[order], counts[order]
+        start = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        self._keys, self._counts = keys[start], np.add.reduceat(counts, start).astype(np.int64)
         self._pending, self._pending_n = [], 0
 
     def voxel_labels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,12 +303,26 @@ class SemanticTSDF:
             todo = todo[~hit]
         return out_l, out_c
 
+    def _marching_cubes(self):
+        """Open3D's mesh, or None when no voxel is over the weight threshold: Open3D 0.20's marching cubes of a grid
+        without a colour attribute fails on an empty surface ("SetVertexColors ... shape {0}") instead of giving an
+        empty mesh (as it does with colour)."""
+        thr = float(self.o.weight_threshold)
+        active = self.vbg.hashmap().active_buf_indices().numpy()
+        if len(active) == 0 or self.vbg.attribute("weight").numpy()[active].max() <= thr:
+            return None
+        try:
+            return self.vbg.extract_triangle_mesh(thr)
+        except RuntimeError as e:
+            if "SetVertexColors" in str(e):  # the same failure: voxels over the threshold, but no surface among them
+                return None
+            raise
+
     def extract(self) -> MapResult:
         """Marching cubes of the TSDF; vertices labelled by the votes (module docstring)."""
         if self.frames == 0:
             raise ValueError("no frame was integrated")
-        mesh = self.vbg.extract_triangle_mesh(float(self.o.weight_threshold)) if self.frames > self.empty_frames \
-            else None
+        mesh = self._marching_cubes() if self.integrated_frames else None
         if mesh is not None and "positions" in mesh.vertex and mesh.vertex.positions.shape[0] > 0:
             verts = mesh.vertex.positions.numpy().astype(np.float32)
             tris = mesh.triangle.indices.numpy().astype(np.int32)
@@ -210,7 +330,8 @@ class SemanticTSDF:
             verts, tris = np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
         verts, tris = canonical_mesh(verts, tris)
         labels, conf = self.label_points(verts)
-        return MapResult(verts, tris, labels, conf, class_colors(labels), self.frames)
+        return MapResult(verts, tris, labels, conf, class_colors(labels), self.frames, self.integrated_frames,
+                         self.skipped_frames)
 
 
 def canonical_mesh(vertices: np.ndarray, triangles: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -17,6 +17,9 @@ subscribes to a topic once it has a publisher, reliable if every publisher offer
 Latched topics keep their durability end to end: the recorder subscribes transient local where every publisher
 offers it (``/tf_static``'s do) and records that in the bag; the player publishes such topics (and ``/tf_static``
 by convention) transient local, so late subscribers such as tf2 buffers still get them.
+
+Live mapping of a node's outputs as they arrive: ``bag.live_map.LiveMapNode`` (its own module: it imports the
+mapping and decoding code, which play / record do not need).
 """
 from __future__ import annotations
 

@@ -12,7 +12,9 @@ Numerics: ``mtlsi_core.mapping`` (Open3D VoxelBlockGrid TSDF, per-voxel label vo
 is built from the ground-truth topics (``<ns>/gt/depth``, ``<ns>/gt/segmentation``, with ``<ns>/camera_info``) as
 the upper bound, when a bag has them. Scores need the scene file that ``mtlsi-bag make --sequence`` writes beside the
 bag (``make.scene_file``; its ground-truth points seen within ``depth_max`` are the reference); without one the maps
-are written unscored.
+are written unscored. Speed options of ``MapOptions`` (off by default; ``TSDFOptions``): integrate frames bigger
+than ``max_size`` subsampled by an integer step, a keyframe rule, Open3D's threads; ``benchmarks/bench_map_speed.py``
+measures them. A live map of the node's outputs as they arrive: ``bag.live_map``.
 
 Outputs, in a folder that appears only once complete (``mtlsi_core.mapping.io.AtomicFolder``):
 
@@ -21,7 +23,8 @@ Outputs, in a folder that appears only once complete (``mtlsi_core.mapping.io.At
     map_points.npz      points, labels, confidence, colors, triangles (arrays)
     gt_map_*.ply / .npz the same for the ground-truth upper bound
     map_topdown.png     top-down views (network | ground truth), map_first_pose.png: from the first pose
-    map.json            scores, settings, frame counts
+    map.json            scores, settings, frame counts (given, integrated, left out by the keyframe rule), timing
+                        (seconds reading + decoding, integrating, extracting; frames per second)
 
 Bad input raises ``BagError`` (one line): no pose topic, no transform ``map -> <frame>`` (at a stamp), depth and
 labels of different sizes at a stamp, no camera_info, no frames.
@@ -59,6 +62,13 @@ class MapOptions:
     depth_max: float = 6.0
     trunc_voxels: float = 4.0
     weight_threshold: float = 1.0  # marching cubes skips voxels observed fewer times
+    # speed (mtlsi_core.mapping.tsdf.TSDFOptions): integrate frames bigger than (H, W) subsampled by an integer step;
+    # keyframe rule (both > 0: leave out frames whose camera moved less than both since the last one integrated);
+    # Open3D's CPU threads (0: its default)
+    max_size: tuple[int, int] | None = None
+    keyframe_translation: float = 0.0  # m
+    keyframe_rotation_deg: float = 0.0
+    threads: int = 0
     threshold: float = 0.05  # F-score distance (m)
     gt_map: bool = True
     max_frames: int | None = None
@@ -70,22 +80,46 @@ def _reference(scene: Mapping[str, Any], depth_max: float) -> tuple[np.ndarray, 
     return np.asarray(scene["points"])[keep], np.asarray(scene["labels"])[keep]
 
 
-def _build(frames: Iterator[PosedFrame], options: MapOptions) -> tuple[Any, PosedFrame | None, float]:
-    tsdf = SemanticTSDF(TSDFOptions(voxel_size=options.voxel_size, depth_min=options.depth_min,
-                                    depth_max=options.depth_max, trunc_voxels=options.trunc_voxels,
-                                    weight_threshold=options.weight_threshold))
+def tsdf_options(o: MapOptions) -> TSDFOptions:
+    """The TSDF settings of map options."""
+    return TSDFOptions(voxel_size=o.voxel_size, depth_min=o.depth_min, depth_max=o.depth_max,
+                       trunc_voxels=o.trunc_voxels, weight_threshold=o.weight_threshold,
+                       max_size=tuple(o.max_size) if o.max_size is not None else None,
+                       keyframe_translation=o.keyframe_translation, keyframe_rotation_deg=o.keyframe_rotation_deg,
+                       threads=o.threads)
+
+
+def _build(frames: Iterator[PosedFrame], options: MapOptions) -> tuple[Any, PosedFrame | None, float, dict]:
+    """(map, first frame, seconds from the first read to the extracted map, timing): timing splits the seconds into
+    reading + decoding the bag's frames (with their camera_info and pose), integrating, and extracting."""
+    tsdf = SemanticTSDF(tsdf_options(options))
     first = None
     t0 = time.perf_counter()
-    for f in frames:
+    read = integrate = 0.0
+    it = iter(frames)
+    while True:
+        t1 = time.perf_counter()
+        f = next(it, None)
+        t2 = time.perf_counter()
+        read += t2 - t1
+        if f is None:
+            break
         if first is None:
             first = f
         try:
             tsdf.integrate(f.depth, f.labels, f.K, f.T)
         except ValueError as e:
             raise BagError(f"frame stamped {f.stamp} ns: {e}") from None
+        integrate += time.perf_counter() - t2
     if first is None:
-        return None, None, 0.0
-    return tsdf.extract(), first, time.perf_counter() - t0
+        return None, None, 0.0, {}
+    t3 = time.perf_counter()
+    result = tsdf.extract()
+    t4 = time.perf_counter()
+    timing = {"read_decode_seconds": round(read, 3), "integrate_seconds": round(integrate, 3),
+              "extract_seconds": round(t4 - t3, 3),
+              "frames_per_second": round(tsdf.frames / (read + integrate), 2) if read + integrate > 0 else None}
+    return result, first, t4 - t0, timing
 
 
 def _save_map(folder: Path, prefix: str, result: Any) -> None:
@@ -108,13 +142,13 @@ def find_scene_file(*bags: str | os.PathLike) -> Path | None:
 def build_bag_maps(bag_path: str | os.PathLike, *, poses_bag: str | os.PathLike | None = None,
                    options: MapOptions = MapOptions()) -> dict[str, Any]:
     """The network map and (when the bag has ground truth and ``gt_map``) the ground-truth map of a bag:
-    {"network": (MapResult, first PosedFrame, seconds), "ground_truth": ... or None, "topics": {...}}."""
+    {"network": (MapResult, first PosedFrame, seconds, timing), "ground_truth": ... or None, "topics": {...}}
+    (``_build``: seconds and timing)."""
     o = options
     if o.max_frames is not None and o.max_frames < 1:
         raise BagError(f"--max-frames must be >= 1, got {o.max_frames}")
     try:
-        TSDFOptions(voxel_size=o.voxel_size, depth_min=o.depth_min, depth_max=o.depth_max,
-                    trunc_voxels=o.trunc_voxels).check()
+        tsdf_options(o).check()
     except ValueError as e:
         raise BagError(f"map settings: {e}") from None
     with BagReader(bag_path) as bag:
@@ -165,9 +199,12 @@ def run_map(bag_path: str | os.PathLike, out_dir: str | os.PathLike, *, poses_ba
         entry = maps[name]
         if entry is None:
             continue
-        result, first, seconds = entry
-        rec: dict[str, Any] = {"frames": result.frames, "vertices": int(len(result.vertices)),
-                               "triangles": int(len(result.triangles)), "integrate_seconds": round(seconds, 3)}
+        result, first, seconds, timing = entry
+        # integrate_seconds: the whole build (read, decode, integrate, extract), as before; timing splits it
+        rec: dict[str, Any] = {"frames": result.frames, "integrated_frames": result.integrated_frames,
+                               "skipped_frames": result.skipped_frames, "vertices": int(len(result.vertices)),
+                               "triangles": int(len(result.triangles)), "integrate_seconds": round(seconds, 3),
+                               "timing": timing}
         if ref is not None:
             rec["scores"] = score_map(result.vertices, result.triangles, result.labels, ref[0], ref[1], o.threshold)
         doc["maps"][name] = rec
@@ -208,4 +245,4 @@ def format_map_summary(doc: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["MapOptions", "build_bag_maps", "find_scene_file", "format_map_summary", "run_map"]
+__all__ = ["MapOptions", "build_bag_maps", "find_scene_file", "format_map_summary", "run_map", "tsdf_options"]

@@ -35,19 +35,35 @@ class PosedFrame:
 
 
 class InfoTable:
-    """camera_info of a topic by stamp: the exact stamp, else the newest before it (as the node pairs them)."""
+    """camera_info of a topic by stamp: the exact stamp, else the newest before it (as the node pairs them). Read
+    from ``bag``'s ``topic``, or filled message by message with ``add`` (live mapping: ``bag`` None, ``limit``
+    bounds how many stamps are kept, the oldest going first)."""
 
-    def __init__(self, bag: BagReader, topic: str):
-        self.topic, self.source = topic, str(bag.path)
-        items: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
-        for raw in bag.messages([topic]):
-            msg = bag.deserialize(raw)
-            k = np.asarray(msg.k, np.float64).reshape(3, 3)
-            if k[0, 0] <= 0 or k[1, 1] <= 0 or not np.all(np.isfinite(k)):
-                raise BagError(f"{bag.path}: {topic} message {raw.index}: camera matrix without a focal length")
-            items[stamp_ns(msg.header)] = (k, (int(msg.height), int(msg.width)))
-        self.stamps = sorted(items)
-        self.items = [items[s] for s in self.stamps]
+    def __init__(self, bag: BagReader | None, topic: str, limit: int | None = None):
+        self.topic, self.source = topic, str(bag.path) if bag is not None else topic
+        self.limit = limit
+        self.stamps: list[int] = []
+        self.items: list[tuple[np.ndarray, tuple[int, int]]] = []
+        if bag is not None:
+            for raw in bag.messages([topic]):
+                msg = bag.deserialize(raw)
+                self.add(stamp_ns(msg.header), msg.k, (int(msg.height), int(msg.width)),
+                         f"{bag.path}: {topic} message {raw.index}")
+
+    def add(self, stamp: int, k: Any, hw: tuple[int, int], where: str) -> None:
+        """The camera matrix ``k`` (9 values) of an image of ``hw`` at ``stamp``; a later one at the same stamp
+        replaces it. BagError naming ``where`` for a matrix without a focal length."""
+        k = np.asarray(k, np.float64).reshape(3, 3)
+        if k[0, 0] <= 0 or k[1, 1] <= 0 or not np.all(np.isfinite(k)):
+            raise BagError(f"{where}: camera matrix without a focal length")
+        i = bisect.bisect_left(self.stamps, stamp)
+        if i < len(self.stamps) and self.stamps[i] == stamp:
+            self.items[i] = (k, tuple(hw))
+            return
+        self.stamps.insert(i, stamp)
+        self.items.insert(i, (k, tuple(hw)))
+        if self.limit is not None and len(self.stamps) > self.limit:
+            del self.stamps[0], self.items[0]
 
     def lookup(self, stamp: int, hw: tuple[int, int], where: str) -> np.ndarray:
         i = bisect.bisect_right(self.stamps, stamp) - 1
