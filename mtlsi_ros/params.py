@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from mtlsi_core.anchoring.plane import MAX_PITCH_DEG
+from mtlsi_core.anchoring.plane import CameraMount, MountError
 from mtlsi_core.checkpoint import DEFAULT_MODEL_NAME
 from mtlsi_core.runtime import BACKENDS, DEFAULT_BACKEND, PRECISIONS
 from mtlsi_core.tasks import TASKS, get_task
@@ -282,14 +282,11 @@ def _check_mounts(clean: dict[str, Any]) -> None:
     if not clean["floor_anchoring"]:
         return
     for i, cam in enumerate(cams):
-        h, p = (clean[n][i if len(clean[n]) > 1 else 0] for n in MOUNT_PARAMS[:2])
-        at = f" (camera {cam!r})" if len(cams) > 1 else ""
-        if h <= 0:
-            raise ParamError(f"parameter 'camera_height_m' = {h}{at}: floor_anchoring needs the camera's optical "
-                             f"centre above the floor, > 0 metres (0 or less puts the camera on or below the floor)")
-        if abs(p) >= MAX_PITCH_DEG:
-            raise ParamError(f"parameter 'camera_pitch_deg' = {p}{at}: must be within (-{MAX_PITCH_DEG:g}, "
-                             f"{MAX_PITCH_DEG:g}) degrees (> 0 looks down)")
+        try:
+            CameraMount(*(clean[n][i if len(clean[n]) > 1 else 0] for n in MOUNT_PARAMS))
+        except MountError as e:
+            at = f" (camera {cam!r})" if len(cams) > 1 else ""
+            raise ParamError(f"parameter 'camera_{e.field}' = {e.value}{at}: floor_anchoring: {e.reason}") from None
 
 
 def validate(values: Mapping[str, Any]) -> NodeParams:

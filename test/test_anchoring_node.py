@@ -36,11 +36,11 @@ def test_defaults_are_off_and_a_single_mount_serves_every_camera():
 
 
 @pytest.mark.parametrize("values, match", [
-    ({"floor_anchoring": True}, "'camera_height_m' = 0.0: floor_anchoring needs the camera's optical centre above"),
+    ({"floor_anchoring": True}, "'camera_height_m' = 0.0: floor_anchoring: puts the camera on or below the floor"),
     ({"floor_anchoring": True, "camera_height_m": -0.2}, "'camera_height_m' = -0.2: .* below the floor"),
     ({"floor_anchoring": True, "camera_height_m": float("nan")}, "'camera_height_m': expected finite numbers"),
-    ({"floor_anchoring": True, "camera_height_m": 0.5, "camera_pitch_deg": 90}, "'camera_pitch_deg' = 90.0: must be "
-                                                                                 "within"),
+    ({"floor_anchoring": True, "camera_height_m": 0.5, "camera_pitch_deg": 90},
+     "'camera_pitch_deg' = 90.0: floor_anchoring: must be within"),
     ({"floor_anchoring": True, "camera_height_m": 0.5, "camera_roll_deg": float("inf")}, "'camera_roll_deg'"),
     ({"floor_anchoring": True, "cameras": ["a", "b"], "camera_height_m": [0.5, -1.0]},
      r"'camera_height_m' = -1.0 \(camera 'b'\)"),

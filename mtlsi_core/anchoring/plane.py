@@ -45,6 +45,14 @@ def _finite_number(value: object, what: str) -> float:
     return v
 
 
+class MountError(ValueError):
+    """An impossible mount: which field, its value and why (the node names its parameter from ``field``)."""
+
+    def __init__(self, field: str, value: float, reason: str):
+        super().__init__(f"camera mount: {field} = {value} {reason}")
+        self.field, self.value, self.reason = field, value, reason
+
+
 @dataclass(frozen=True)
 class CameraMount:
     """A camera's static mount on a level robot (module docstring for the signs); validated on construction."""
@@ -58,11 +66,11 @@ class CameraMount:
         p = _finite_number(self.pitch_deg, "pitch_deg")
         r = _finite_number(self.roll_deg, "roll_deg")
         if h <= 0:
-            raise ValueError(f"camera mount: height_m = {h} puts the camera on or below the floor; it must be the "
-                             f"optical centre's height above the floor, > 0 metres")
+            raise MountError("height_m", h, "puts the camera on or below the floor; it must be the optical centre's "
+                                            "height above the floor, > 0 metres")
         if abs(p) >= MAX_PITCH_DEG:
-            raise ValueError(f"camera mount: pitch_deg = {p} must be within (-{MAX_PITCH_DEG:g}, {MAX_PITCH_DEG:g}) "
-                             f"degrees (> 0 tilts the view down)")
+            raise MountError("pitch_deg", p, f"must be within (-{MAX_PITCH_DEG:g}, {MAX_PITCH_DEG:g}) degrees (> 0 "
+                                             f"tilts the view down)")
         object.__setattr__(self, "height_m", h)
         object.__setattr__(self, "pitch_deg", p)
         object.__setattr__(self, "roll_deg", r)
@@ -140,4 +148,4 @@ class FloorPlane:
         return np.asarray(points, dtype=np.float64) @ np.asarray(self.normal) + self.offset
 
 
-__all__ = ["CameraMount", "FloorPlane", "HORIZON_EPS", "MAX_PITCH_DEG", "check_intrinsics"]
+__all__ = ["CameraMount", "FloorPlane", "HORIZON_EPS", "MAX_PITCH_DEG", "MountError", "check_intrinsics"]
