@@ -40,8 +40,8 @@ if str(REPO) not in sys.path:
 
 from mtlsi_core.anchoring import (AnchorConfig, FloorAnchor, FloorPlane, anchor_outputs,  # noqa: E402
                                   floor_classes)
-from mtlsi_core.checkpoint import atomic_write_bytes, packaged_model  # noqa: E402
-from mtlsi_core.tools.machine import describe  # noqa: E402
+from mtlsi_core.checkpoint import packaged_model  # noqa: E402
+from mtlsi_core.tools.machine import describe, save_result  # noqa: E402
 
 SEEDS = tuple(range(9301, 9313))
 SEQUENCES = ((9311, "ground"), (9312, "ground"))
@@ -210,9 +210,7 @@ def main(argv=None) -> int:
               "nyud": {"summary": summarise(nyud), "frames": nyud}, "sequences": seqs,
               "real_nyudv2_fitted_floor": {"summary": summarise(real), "frames": real} if real else None,
               "seconds": round(time.perf_counter() - t0, 1), "machine": describe("cpu")}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out, (json.dumps(result, indent=1) + "\n").encode())
-    print(f"wrote {args.out}")
+    print(f"wrote {save_result(args.out, result)}")
     return 0
 
 

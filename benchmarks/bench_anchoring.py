@@ -25,8 +25,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from mtlsi_core.anchoring import AnchorConfig, FloorAnchor, FloorPlane, anchor_outputs, floor_classes  # noqa: E402
-from mtlsi_core.checkpoint import atomic_write_bytes, packaged_model  # noqa: E402
-from mtlsi_core.tools.machine import describe  # noqa: E402
+from mtlsi_core.checkpoint import packaged_model  # noqa: E402
+from mtlsi_core.tools.machine import describe, save_result  # noqa: E402
 
 TARGET_MS = 2.0
 SEED = 9303  # a held-out nyud room with 11 % floor (anchoring_quality.py)
@@ -94,9 +94,7 @@ def main(argv=None) -> int:
     result = {"what": "floor anchoring cost per frame (anchor_outputs after Runtime.infer), CPU, one thread (numpy)",
               "target_ms_480x640": TARGET_MS, "meets_target": bool(p50 <= TARGET_MS), "config": AnchorConfig().__dict__,
               "frame": f"nyud room seed {SEED}, shipped model outputs", "results": rows, "machine": describe("cpu")}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out, (json.dumps(result, indent=1) + "\n").encode())
-    print(f"480x640: {p50:.3f} ms p50 (target <= {TARGET_MS} ms); wrote {args.out}")
+    print(f"480x640: {p50:.3f} ms p50 (target <= {TARGET_MS} ms); wrote {save_result(args.out, result)}")
     return 0
 
 

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mtlsi_core.tools.machine import describe
+from mtlsi_core.tools.machine import describe, save_result
 
 import numpy as np
 
@@ -30,7 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from mtlsi_core.checkpoint import atomic_write_bytes  # noqa: E402
 from mtlsi_core.data import synth  # noqa: E402
 
 TARGET_FPS = 10.0
@@ -121,8 +120,7 @@ def main(argv=None) -> int:
                                    nyud["estimated_frames_per_second_on_2_idle_cores"],
                                "render_median_cpu_ms_240x320": nyud["render_scene"]["median_cpu_ms"]}
         print(f"verdict (nyud): {doc['verdict_nyud']}")
-    atomic_write_bytes(args.out, (json.dumps(doc, indent=2) + "\n").encode())
-    print(f"wrote {args.out}")
+    print(f"wrote {save_result(args.out, doc, indent=2)}")
     return 0
 
 

@@ -120,8 +120,7 @@ def main() -> int:
             results[kind] = {**json.loads(out.stdout.strip().splitlines()[-1]),
                              "seconds": round(time.perf_counter() - t0, 1)}
             print(kind, json.dumps(results[kind]), flush=True)
-    from mtlsi_core.checkpoint import atomic_write_bytes
-    from mtlsi_core.tools.machine import describe
+    from mtlsi_core.tools.machine import describe, save_result
 
     chosen = chosen_schemes()
     verdict = {}
@@ -134,9 +133,7 @@ def main() -> int:
               "emulator": f"qemu-x86_64 -cpu {EMULATED_CPU}" if "avx2_only_emulated" in results else None,
               **info, "frames": args.frames, "calib_frames": args.calib_frames, "chosen": chosen,
               "target_label_agreement": TARGET_AGREEMENT, "results": results, "chosen_scheme_results": verdict}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out, (json.dumps(report, indent=1) + "\n").encode())
-    print(f"wrote {args.out}")
+    print(f"wrote {save_result(args.out, report)}")
     return 0
 
 

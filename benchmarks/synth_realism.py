@@ -38,9 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from mtlsi_core.checkpoint import atomic_write_bytes  # noqa: E402
 from mtlsi_core.data import synth  # noqa: E402
-from mtlsi_core.tools.machine import describe  # noqa: E402
+from mtlsi_core.tools.machine import describe, save_result  # noqa: E402
 
 DEFAULT_REAL = REPO.parent / "shared" / "data" / "nyud_real_samples"
 EVAL_SIZE = (192, 256)  # H, W: multiples of 32 (the backbone's static padding), NYUDv2's 3:4
@@ -259,8 +258,7 @@ def main(argv=None) -> int:
          "mean_saturation": round(float(np.mean(real_s["saturation"])), 3),
          "mean_luminance": round(float(np.mean(real_s["luminance"])), 3)}
     doc["real"].update(r)
-    atomic_write_bytes(args.out, (json.dumps(doc, indent=2) + "\n").encode())
-    print(f"wrote {args.out}")
+    print(f"wrote {save_result(args.out, doc, indent=2)}")
     if args.plot:
         plot(Path(args.plot), {k: v for k, v in stats_by_profile.items() if k in synth.PROFILES}, real_s)
         print(f"wrote {args.plot}")

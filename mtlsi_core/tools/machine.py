@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 from pathlib import Path
 from typing import Any
+
+from mtlsi_core.checkpoint import atomic_write_bytes
 
 
 def cpu_model() -> str:
@@ -55,3 +58,11 @@ def summary(info: dict[str, Any]) -> str:
     if "load_average_at_start" in info:
         parts.append(f"load average at start {info['load_average_at_start'][0]}")
     return "; ".join(parts)
+
+
+def save_result(path: str | os.PathLike, doc: dict[str, Any], indent: int = 1) -> Path:
+    """Write a benchmark's result ``doc`` as JSON at ``path`` atomically (folders made); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps(doc, indent=indent) + "\n").encode())
+    return path
