@@ -289,7 +289,11 @@ def _run(args: argparse.Namespace, map_job) -> int:
 
             print(f"[demo] mapping a {args.map_frames}-frame {args.map_trajectory} camera trajectory "
                   f"({args.profile} room)", flush=True)
-            mapping = run_sequence_map(client, out, FRAME_ID, prepared=map_job.result(), **_map_args(args))
+            t_wait = time.monotonic()
+            prepared = map_job.result()  # rendered in the worker meanwhile: usually ready by now
+            waited = round(time.monotonic() - t_wait, 1)
+            mapping = run_sequence_map(client, out, FRAME_ID, prepared=prepared, **_map_args(args))
+            mapping["waited_for_frames_seconds"] = waited
 
         real, real_note = None, "real frames: not asked (--real-data)"
         if args.real_data:  # real camera images through the same node, scored against their ground truth
