@@ -43,6 +43,51 @@ def _absolute(topic: str) -> str:
     return topic
 
 
+class SpinThread:
+    """A node spun by its own ``SingleThreadedExecutor`` on a daemon thread (the recorder's and the live mapper's):
+    ``_spin_until_stopped`` runs in that thread while ``_running``; ``_stop_spinning`` joins it and shuts down."""
+
+    node: Any
+    context: Any
+    errors: list[str]
+
+    def _start_spinning(self, name: str) -> None:
+        from rclpy.executors import SingleThreadedExecutor
+
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self.node)
+        self._running = True
+        self._thread = threading.Thread(target=self._spin, name=name, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        self._spin_until_stopped()
+
+    def _error(self, text: str) -> None:
+        if len(self.errors) < 100:
+            self.errors.append(text)
+
+    def _spin_until_stopped(self) -> None:
+        import rclpy
+
+        while self._running and rclpy.ok(context=self.context):
+            try:
+                self._executor.spin_once(timeout_sec=0.05)
+            except Exception as e:  # shutdown races; anything else is kept for the caller
+                if self._running:
+                    self._error(f"{type(e).__name__}: {e}")
+
+    def _stop_spinning(self, join_s: float) -> None:
+        self._running = False
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=join_s)
+        for close in (lambda: self._executor.shutdown(timeout_sec=1.0), self.node.destroy_node):
+            try:
+                close()
+            except Exception:
+                pass
+
+
 class BagPlayer:
     """Publishes the messages of a bag (optionally ``topics`` only) on their topics, in log-time order, at
     ``rate`` times the recorded speed. ``context``: the rclpy context (``rclpy.init`` must have run)."""
@@ -156,7 +201,7 @@ class BagPlayer:
         self.close()
 
 
-class BagRecorder:
+class BagRecorder(SpinThread):
     """Subscribes to ``topics`` (absolute names) and writes every message, as received, to the bag ``out`` with
     its receive time (node clock) or its header stamp (``stamp="header"``) as log time. Spins its own executor
     thread. ``close()`` finishes the bag (atomic); ``abort()`` drops it."""
@@ -164,7 +209,6 @@ class BagRecorder:
     def __init__(self, out: str | Path, topics: Sequence[str], *, context: Any = None, stamp: str = "receive",
                  storage: str | None = None, overwrite: bool = False, depth: int = 1000,
                  node_name: str | None = None):
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
 
         if stamp not in STAMP_MODES:
@@ -183,28 +227,18 @@ class BagRecorder:
         self.errors: list[str] = []
         self._cond = threading.Condition()
         self._timer = self.node.create_timer(0.1, self._discover)
-        self._executor = SingleThreadedExecutor(context=context)
-        self._executor.add_node(self.node)
-        self._running = True
         self._finish = "abort"  # what the spin thread does with the bag when it stops: "close" or "abort"
         self._opened = threading.Event()
         self._open_error: BaseException | None = None
         self._close_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._spin, name="bag_recorder", daemon=True)
-        self._thread.start()
+        self._start_spinning("bag_recorder")
         self._opened.wait()
         if self._open_error is not None:
             self._thread.join()
             self.node.destroy_node()
             raise self._open_error
 
-    def _error(self, text: str) -> None:
-        if len(self.errors) < 100:
-            self.errors.append(text)
-
     def _spin(self) -> None:
-        import rclpy
-
         try:
             self.writer.open()
         except BaseException as e:
@@ -213,12 +247,7 @@ class BagRecorder:
             return
         self._opened.set()
         try:
-            while self._running and rclpy.ok(context=self.context):
-                try:
-                    self._executor.spin_once(timeout_sec=0.05)
-                except Exception as e:  # shutdown races; anything else is kept for the caller
-                    if self._running:
-                        self._error(f"{type(e).__name__}: {e}")
+            self._spin_until_stopped()
         finally:
             try:
                 if self._finish == "close":
@@ -296,17 +325,7 @@ class BagRecorder:
 
     def _stop(self, finish: str) -> None:
         self._finish = finish
-        self._running = False
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=60.0)
-        try:
-            self._executor.shutdown(timeout_sec=1.0)
-        except Exception:
-            pass
-        try:
-            self.node.destroy_node()
-        except Exception:
-            pass
+        self._stop_spinning(join_s=60.0)
 
     def close(self) -> Path:
         """Stop recording and finish the bag; returns its path."""

@@ -32,6 +32,7 @@ from mtlsi_core.mapping.live import LiveMapper, NotReady
 from mtlsi_core.mapping.tsdf import MapResult, TSDFOptions
 from mtlsi_ros.bag.errors import BagError
 from mtlsi_ros.bag.frames import PAIR_WINDOW, decode_image, topic_namespace
+from mtlsi_ros.bag.live import SpinThread
 from mtlsi_ros.bag.msgtypes import TF, message_class, typestore
 from mtlsi_ros.bag.posed import InfoTable
 from mtlsi_ros.bag.transforms import DEFAULT_MAP_FRAME, TF_STATIC_TOPIC, TF_TOPIC, PoseTable
@@ -48,7 +49,7 @@ def cdr_stamp(data: bytes) -> int:
     return sec * 1_000_000_000 + nsec
 
 
-class LiveMapNode:
+class LiveMapNode(SpinThread):
     """Maps the depth and segmentation of ``namespace`` (a perception node's outputs) as they arrive (module
     docstring). ``poses``: a ``PoseTable`` to look the poses up in, else /tf and /tf_static are subscribed to.
     ``policy`` / ``capacity``: the mapper's queue (``mtlsi_core.mapping.live``); ``reliable``: the QoS of the image
@@ -59,7 +60,6 @@ class LiveMapNode:
                  options: TSDFOptions = TSDFOptions(), policy: str = "latest", capacity: int | None = None,
                  reliable: bool = True, depth: int = 10, pose_wait: float = 0.5, tf_topic: str = TF_TOPIC,
                  node_name: str | None = None):
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
         from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from sensor_msgs.msg import CameraInfo, Image
@@ -101,25 +101,7 @@ class LiveMapNode:
             self.node.create_subscription(tf_cls, TF_STATIC_TOPIC, lambda d: self._on_tf(d, True),
                                           QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                                                      durability=DurabilityPolicy.TRANSIENT_LOCAL), raw=True)
-        self._executor = SingleThreadedExecutor(context=context)
-        self._executor.add_node(self.node)
-        self._running = True
-        self._thread = threading.Thread(target=self._spin, name="live_map_spin", daemon=True)
-        self._thread.start()
-
-    def _error(self, text: str) -> None:
-        if len(self.errors) < 100:
-            self.errors.append(text)
-
-    def _spin(self) -> None:
-        import rclpy
-
-        while self._running and rclpy.ok(context=self.context):
-            try:
-                self._executor.spin_once(timeout_sec=0.05)
-            except Exception as e:  # shutdown races; anything else is kept for the caller
-                if self._running:
-                    self._error(f"{type(e).__name__}: {e}")
+        self._start_spinning("live_map_spin")
 
     # callbacks (executor thread): cheap, never wait for the map
     def _on_image(self, kind: str, data: bytes) -> None:
@@ -216,17 +198,7 @@ class LiveMapNode:
 
     def close(self, drain: bool = True) -> None:
         """Stop listening; integrate the frames that wait (``drain``) or discard them."""
-        self._running = False
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=10.0)
-        try:
-            self._executor.shutdown(timeout_sec=1.0)
-        except Exception:
-            pass
-        try:
-            self.node.destroy_node()
-        except Exception:
-            pass
+        self._stop_spinning(join_s=10.0)
         self.mapper.close(drain=drain)
 
     def __enter__(self) -> "LiveMapNode":
