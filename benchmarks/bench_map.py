@@ -37,8 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from mtlsi_core.checkpoint import atomic_write_bytes  # noqa: E402
-from mtlsi_core.tools.machine import describe, summary  # noqa: E402
+from mtlsi_core.tools.machine import describe, save_result, summary  # noqa: E402
 
 TARGET_ACCURACY_M = 0.10
 SEQUENCES = [(9101, "handheld"), (9102, "ground"), (9103, "handheld"), (9104, "ground"), (9105, "handheld"),
@@ -126,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
                               for side in ("prediction", "ground_truth")}
     doc["target_met"] = all(x <= TARGET_ACCURACY_M for x in accs)
     doc["seconds"] = round(time.perf_counter() - t0, 1)
-    atomic_write_bytes(a.out, (json.dumps(doc, indent=2) + "\n").encode())
+    save_result(a.out, doc, indent=2)
     mn = doc["mean"]
     print(f"mean over {len(accs)} sequences: network accuracy {mn['network']['accuracy_m']:.3f} m, F@5cm "
           f"{mn['network']['fscore'] * 100:.1f} % | ground truth {mn['ground_truth']['accuracy_m']:.3f} m, "

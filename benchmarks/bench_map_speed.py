@@ -49,8 +49,11 @@ if str(REPO) not in sys.path:
 
 import numpy as np  # noqa: E402
 
-from mtlsi_core.checkpoint import atomic_write_bytes  # noqa: E402
-from mtlsi_core.tools.machine import describe, summary  # noqa: E402
+sys.path.insert(0, str(REPO / "benchmarks"))
+from bench_node import Node  # noqa: E402
+
+from mtlsi_core.checkpoint import packaged_model  # noqa: E402
+from mtlsi_core.tools.machine import describe, save_result, summary  # noqa: E402
 
 TARGET_FPS = 15.0  # the node's rate, upper end (10-15 frames/s on 2 cores)
 SEQUENCES = [(9101, "handheld"), (9102, "ground")]
@@ -238,43 +241,6 @@ def live_runs(bag: Path, poses_bag: Path, namespace: str, info_topic: str, frame
     return runs
 
 
-class _NodeProcess:
-    """The perception node of this work tree in its own process (as benchmarks/bench_node.py runs it)."""
-
-    def __init__(self, folder: Path, domain: int, namespace: str):
-        import subprocess
-
-        env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-                   HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
-        env.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_localhost_shm.xml"))
-        self.log_path = folder / "node.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mtlsi_ros.perception_node", "--ros-args", "--params-file",
-             str(REPO / "config" / "perception.yaml"), "-r", f"__ns:={namespace}"],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO), start_new_session=True)
-
-    def wait_active(self, timeout: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout
-        while "active: subscribed" not in self.log_path.read_text(errors="replace"):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"node did not start: {self.log_path.read_text(errors='replace')[-2000:]}")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        import signal
-        import subprocess
-
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(15)
-        self._log.close()
-
-
 def node_runs(bag: Path, loops: int, work: Path, domain: int) -> dict[str, Any]:
     """The bag's images to the perception node, its outputs counted (node alone) and then mapped live."""
     import threading
@@ -293,7 +259,7 @@ def node_runs(bag: Path, loops: int, work: Path, domain: int) -> dict[str, Any]:
     with BagReader(bag) as b:
         poses = read_pose_table(b)
     folder = Path(tempfile.mkdtemp(prefix="node_", dir=work))
-    node = _NodeProcess(folder, domain, CAMERA)
+    node = Node(packaged_model(), "cpu", domain, folder, namespace=CAMERA)
     ctx = Context()
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_localhost_shm.xml"))
@@ -515,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         doc["before"] = json.loads(Path(a.before).read_text())
     doc["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
     doc["seconds"] = round(time.perf_counter() - t0, 1)
-    atomic_write_bytes(a.out, (json.dumps(doc, indent=2) + "\n").encode())
+    save_result(a.out, doc, indent=2)
     s = doc["summary"]
     print(f"integration {s['integrate_fps_median']} frames/s, whole path {s['whole_path_fps']} frames/s, command "
           f"{s['command_fps']} frames/s vs the node's rate {TARGET_FPS}: {'met' if s['target_met'] else 'MISSED'}; "

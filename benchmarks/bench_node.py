@@ -95,7 +95,10 @@ def ros_env(domain: int) -> dict:
 
 
 class Node:
-    def __init__(self, ckpt: Path, device: str, domain: int, folder: Path, backend: str = "auto"):
+    """The perception node of this work tree in its own process, on ``ckpt`` (also bench_map_speed.py's)."""
+
+    def __init__(self, ckpt: Path, device: str, domain: int, folder: Path, backend: str = "auto",
+                 namespace: str = "/bench"):
         import yaml
 
         params = folder / f"params_{ckpt.stem}.yaml"
@@ -106,7 +109,7 @@ class Node:
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mtlsi_ros.perception_node", "--ros-args", "--params-file",
-             str(REPO / "config" / "perception.yaml"), "--params-file", str(params), "-r", "__ns:=/bench"],
+             str(REPO / "config" / "perception.yaml"), "--params-file", str(params), "-r", f"__ns:={namespace}"],
             stdout=self._log, stderr=subprocess.STDOUT, env=ros_env(domain), cwd=str(REPO), start_new_session=True)
 
     def wait_active(self, timeout: float = 300.0) -> None:
