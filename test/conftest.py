@@ -47,6 +47,16 @@ def tiny_synth(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def handheld_sequence():
+    """A handheld synthetic sequence (seed 3, 10 frames at 10 Hz, 96 x 128) and its rendered frames, made once per
+    session for the map tests; tests read them and never change them."""
+    from mtlsi_core.data.sequence import SequenceSpec, make_sequence
+
+    seq = make_sequence(SequenceSpec(seed=3, kind="handheld", frames=10, rate=10.0, size=(96, 128)))
+    return seq, [seq.render(i) for i in range(len(seq))]
+
+
 @pytest.fixture
 def writable_copy(tmp_path):
     """``writable_copy(folder)``: a copy of ``folder`` under the test's tmp_path, for tests that damage a dataset."""

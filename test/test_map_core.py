@@ -16,13 +16,13 @@ SIZE = (96, 128)
 
 
 @pytest.fixture(scope="module")
-def seq():
-    return make_sequence(SequenceSpec(seed=3, kind="handheld", frames=10, rate=10.0, size=SIZE))
+def seq(handheld_sequence):
+    return handheld_sequence[0]
 
 
 @pytest.fixture(scope="module")
-def frames(seq):
-    return [seq.render(i) for i in range(len(seq))]
+def frames(handheld_sequence):
+    return handheld_sequence[1]
 
 
 @pytest.mark.parametrize("kind", ["ground", "handheld"])

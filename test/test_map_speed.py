@@ -8,19 +8,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtlsi_core.data.sequence import SequenceSpec, backproject, make_sequence
+from mtlsi_core.data.sequence import backproject
 
 SIZE = (96, 128)
 
 
 @pytest.fixture(scope="module")
-def seq():
-    return make_sequence(SequenceSpec(seed=5, kind="handheld", frames=8, rate=10.0, size=SIZE))
-
-
-@pytest.fixture(scope="module")
-def frames(seq):
-    return [(f.depth, f.semseg, f.K, T) for f, T in zip((seq.render(i) for i in range(len(seq))), seq.poses)]
+def frames(handheld_sequence):
+    seq, rendered = handheld_sequence
+    return [(f.depth, f.semseg, f.K, T) for f, T in zip(rendered, seq.poses)]
 
 
 def reference_map(frames, voxel=0.04, trunc=4.0, dmin=0.1, dmax=6.0):
