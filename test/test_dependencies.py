@@ -9,6 +9,9 @@ import re
 import sys
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 REPO = Path(__file__).resolve().parents[1]
 ROBOT = REPO / "requirements-robot.txt"
 NODEPS = REPO / "requirements-nodeps.txt"  # installed with --no-deps beside requirements-robot.txt
@@ -23,18 +26,10 @@ RUNTIME_ONLY = {"onnxscript": "torch.onnx.export(dynamo=True) imports it (mtlsi_
                 "tensorboard": "torch.utils.tensorboard imports it (mtlsi_core/training/trainer.py)"}
 
 
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _requirements(path: Path) -> dict[str, str]:
-    """canonical name -> the requirement line, comments dropped."""
-    out = {}
-    for line in path.read_text().splitlines():
-        req = line.split("#", 1)[0].strip()
-        if req:
-            out[canonical(re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", req).group())] = req
-    return out
+    """canonical name -> the requirement line, comments dropped (parsed as pip does: ``packaging``)."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return {canonicalize_name(Requirement(req).name): req for req in lines if req}
 
 
 def _imported_modules() -> dict[str, str]:
@@ -67,7 +62,7 @@ def _module_distributions() -> dict[str, list[str]]:
 def _distributions(module: str, where: str) -> set[str]:
     dists = _module_distributions().get(module)
     assert dists, f"{where} imports {module}, which no installed distribution provides (list it or mark it optional)"
-    return {canonical(d) for d in dists}
+    return {canonicalize_name(d) for d in dists}
 
 
 def test_every_imported_package_is_listed():
