@@ -313,10 +313,16 @@ def _finish(image: np.ndarray, targets: dict[str, np.ndarray], size: tuple[int, 
 
 
 @dataclass
-class TrainTransform:
+class _Normalizing:
+    """What every transform ends with: normalise by ``mean`` / ``std`` and pad to ``input_size``."""
+
     input_size: tuple[int, int]
     mean: Sequence[float]
     std: Sequence[float]
+
+
+@dataclass
+class TrainTransform(_Normalizing):
     scale_range: tuple[float, float] = (0.5, 2.0)
     crop: bool = True
     hflip: bool = True
@@ -391,10 +397,7 @@ def fit_to(image: np.ndarray, targets: dict[str, np.ndarray], size: tuple[int, i
 
 
 @dataclass
-class EvalTransform:
-    input_size: tuple[int, int]
-    mean: Sequence[float]
-    std: Sequence[float]
+class EvalTransform(_Normalizing):
     dense_interpolation: str = "nearest"
     random = False  # deterministic: needs no generator
 
