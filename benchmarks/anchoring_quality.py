@@ -18,7 +18,8 @@ AbsRel = mean |d - gt| / gt over all valid pixels and over the ground-truth floo
 
 Real frames: the NYUDv2 frames of ../shared/data/nyud_real_samples with depth ground truth (two; skipped where
 absent), with the floor plane fitted to the ground-truth depth of the ground-truth floor pixels (RANSAC, 2 cm, then
-least squares) standing in for a known mount: a proxy, and far too few frames for a benchmark figure.
+least squares: ``mtlsi_core.anchoring.fit_floor_plane``) standing in for a known mount: a proxy, and far too few
+frames for a benchmark figure.
 
     python benchmarks/anchoring_quality.py                    # writes benchmarks/results/anchoring_quality.json
     python benchmarks/anchoring_quality.py --frames 4 --out /tmp/q.json
@@ -39,7 +40,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from mtlsi_core.anchoring import (AnchorConfig, FloorAnchor, FloorPlane, anchor_outputs,  # noqa: E402
-                                  floor_classes)
+                                  fit_floor_plane, floor_classes)
 from mtlsi_core.checkpoint import packaged_model  # noqa: E402
 from mtlsi_core.tools.machine import describe, save_result  # noqa: E402
 
@@ -77,29 +78,6 @@ def static_mount_sequence(seed: int, kind: str, frames: int, size):
     return replace(seq, poses=poses)
 
 
-def fitted_floor(depth: np.ndarray, floor: np.ndarray, K: np.ndarray, seed: int = 0) -> FloorPlane:
-    """The floor plane of the ground-truth depth's floor pixels: RANSAC (300 tries, 2 cm) then least squares."""
-    v, u = np.nonzero(floor)
-    z = depth[floor].astype(np.float64)
-    X = np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], axis=1)
-    rng = np.random.default_rng(seed)
-    best = None
-    for _ in range(300):
-        a, b, c = X[rng.choice(len(X), 3, replace=False)]
-        n = np.cross(b - a, c - a)
-        if np.linalg.norm(n) < 1e-9:
-            continue
-        n /= np.linalg.norm(n)
-        inl = np.abs(X @ n - n @ a) < 0.02
-        if best is None or inl.sum() > best.sum():
-            best = inl
-    P = X[best]
-    c = P.mean(axis=0)
-    n = np.linalg.svd(P - c, full_matrices=False)[2][2]
-    n = -n if n[1] > 0 else n  # up is -y in the optical frame
-    return FloorPlane(tuple(float(x) for x in n), float(-n @ c))
-
-
 def real_frames():
     """(name, SynthFrame-like record, FloorPlane fitted to the ground truth) of the real frames with depth."""
     from types import SimpleNamespace
@@ -120,7 +98,7 @@ def real_frames():
             continue
         frame = SimpleNamespace(image=gt["image"], depth=np.where(gt["depth"] > 0, gt["depth"], np.nan),
                                 semseg=gt["semseg"], K=K)
-        yield f.name, frame, fitted_floor(gt["depth"], floor, K)
+        yield f.name, frame, fit_floor_plane(gt["depth"], floor, K)
 
 
 def evaluate(rt, name, frame, T, fl, temporal=None, plane=None) -> dict:

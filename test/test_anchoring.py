@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mtlsi_core.anchoring import (AnchorConfig, CameraMount, FloorAnchor, FloorPlane, anchor_outputs,
-                                  floor_classes)
+                                  fit_floor_plane, floor_classes)
 from mtlsi_core.tasks import NYUD_CLASSES
 
 FLOOR = NYUD_CLASSES.index("floor")
@@ -64,6 +64,24 @@ def test_plane_depth_equals_the_generators_depth_on_floor_pixels(seed, mount):
                                atol=1e-9)
     back = FloorPlane.from_pose(T).mount()
     assert (back.height_m, back.pitch_deg, back.roll_deg) == pytest.approx(mount, abs=1e-9)
+
+
+def test_floor_fitted_to_ground_truth_depth_gives_the_mount_back():
+    """fit_floor_plane (the benchmarks' stand-in for a calibrated mount) on the generator's exact depth of the floor
+    pixels, with a tenth of them mislabelled (other surfaces called floor: RANSAC leaves them out)."""
+    frame, _ = _sequence_frame(5, 0.6, 25.0, -4.0)
+    floor = frame.semseg == FLOOR
+    other = np.flatnonzero(~floor & np.isfinite(frame.depth) & (frame.depth > 0))
+    noisy = floor.copy()
+    noisy.flat[np.random.default_rng(0).choice(other, int(floor.sum()) // 10, replace=False)] = True
+    for mask in (floor, noisy):
+        m = fit_floor_plane(frame.depth, mask, frame.K).mount()
+        assert m.height_m == pytest.approx(0.6, abs=0.01)
+        assert m.pitch_deg == pytest.approx(25.0, abs=0.5) and m.roll_deg == pytest.approx(-4.0, abs=0.5)
+    with pytest.raises(ValueError, match="at least 3"):
+        fit_floor_plane(frame.depth, np.zeros_like(floor), frame.K)
+    with pytest.raises(ValueError, match="differ in size"):
+        fit_floor_plane(frame.depth, floor[:-1], frame.K)
 
 
 @pytest.mark.parametrize("kw,match", [

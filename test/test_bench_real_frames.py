@@ -66,3 +66,61 @@ def test_tiny_model_on_real_frame_433(bench, real_samples, tmp_path):
     assert "cpu_model" in doc["machine"]
     sheet = cv2.imread(str(tmp_path / "t_sheet.png"))
     assert sheet.shape[1] == 4 + 9 * (64 + 4)  # input + GT / prediction for 4 tasks
+
+
+# ------------------------------------------------------------------ --anchor-gt-floor, on synthetic stand-in frames
+
+
+def _standin_frames(root: Path, size=(120, 160)):
+    """A synthetic nyud ground-robot frame written as a real frame (multitask/ layout: RGB, uint16 depth / 5000,
+    0..39 labels); returns the frame and its camera's mount."""
+    from mtlsi_core.data.sequence import SequenceSpec, make_sequence
+
+    seq = make_sequence(SequenceSpec(4, "ground", frames=1, size=size, profile="nyud"))
+    f = seq.render(0)
+    mt = root / "multitask"
+    mt.mkdir(parents=True)
+    cv2.imwrite(str(mt / "drsleep_synth_000001.png"), cv2.cvtColor(f.image, cv2.COLOR_RGB2BGR))
+    d = np.where(np.isfinite(f.depth) & (f.depth > 0), f.depth, 0.0)
+    cv2.imwrite(str(mt / "drsleep_synth_depth_gt_000001.png"), np.clip(np.round(d * 5000), 0, 65535).astype(np.uint16))
+    cv2.imwrite(str(mt / "drsleep_synth_segm_gt_000001.png"), f.semseg.astype(np.uint8))
+    return f, seq.mount
+
+
+def test_gt_floor_anchoring_recovers_a_scaled_prediction(bench, tmp_path):
+    """A prediction at 0.7x the truth with the true labels: the mount fitted to the ground-truth floor gives the
+    scale back and the anchored depth the truth's."""
+    from mtlsi_core.tasks import NYUD_CLASSES
+
+    _, mount = _standin_frames(tmp_path)
+    gt = bench.load_ground_truth(bench.discover(tmp_path)[0])
+    floor = gt["semseg"] == NYUD_CLASSES.index("floor")
+    assert floor.sum() > bench.MIN_FLOOR_PIXELS
+    pred = {"depth": gt["depth"] * np.float32(0.7), "semseg": gt["semseg"].copy(),
+            "semseg_confidence": np.ones(floor.shape, np.float32)}
+    a = bench.GtFloorAnchoring("nyud")
+    row = a.add("nyu_0001", gt, pred)
+    np.testing.assert_array_equal(pred["depth"], gt["depth"] * np.float32(0.7))  # the prediction is left as it was
+    assert row["anchored"] and row["status"] == "anchored" and row["scale"] == pytest.approx(1 / 0.7, rel=0.01)
+    fitted = row["plane"]["offset_m"]
+    assert fitted == pytest.approx(mount.height_m, abs=0.02)
+    doc = a.doc()
+    assert doc["mount_source"] == bench.MOUNT_SOURCE and doc["frames_anchored"] == ["nyu_0001"]
+    assert doc["pooled"]["with"]["rmse_m"] < 0.05 < doc["pooled"]["without"]["rmse_m"]
+    assert doc["pooled"]["with"]["delta1_pct"] > 99 and doc["target_met"] is True
+    # a frame without label ground truth is reported, not anchored
+    assert a.add("x", {"image": gt["image"], "depth": gt["depth"]}, pred)["anchored"] is False
+
+
+def test_anchor_gt_floor_option_writes_its_own_file(bench, tmp_path):
+    _standin_frames(tmp_path / "data")
+    out = tmp_path / "out"
+    rc = bench.main(["--model", str(tiny_checkpoint()), "--data", str(tmp_path / "data"), "--thresholds", "3",
+                     "--out", str(out), "--tile", "48", "64", "--anchor-gt-floor"])
+    assert rc == 0
+    doc = json.loads((out / f"real_frames_anchored_{tiny_checkpoint().stem}.json").read_text())
+    a = doc["anchoring"]
+    assert a["mount_source"] == "mount from each frame's ground-truth floor: simulates a calibrated robot"
+    assert a["frames_anchored"] == ["nyu_0001"] and isinstance(a["target_met"], bool)
+    assert a["pooled"]["without"] == doc["pooled"]["model"]["depth"]  # unanchored = the plain score
+    assert not (out / f"real_frames_{tiny_checkpoint().stem}.json").exists()

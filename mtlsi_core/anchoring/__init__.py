@@ -14,10 +14,12 @@ Python API, after ``Runtime.infer``::
 
 What it may touch: the numpy arrays it is given (depth, in place) and its own state; it reads the task registry
 for class names and output keys. It never reads /tf: the mount comes from the caller (node parameters).
+``plane.fit_floor_plane`` fits the floor to a depth map's floor pixels (the benchmarks: ground-truth depth standing
+in for a calibrated mount).
 """
 from mtlsi_core.anchoring.anchor import (FLOOR_CLASS_NAMES, STATUSES, AnchorConfig, AnchorState, FloorAnchor,
                                          anchor_keys, anchor_outputs, floor_classes)
-from mtlsi_core.anchoring.plane import CameraMount, FloorPlane
+from mtlsi_core.anchoring.plane import CameraMount, FloorPlane, fit_floor_plane
 
 __all__ = ["AnchorConfig", "AnchorState", "CameraMount", "FLOOR_CLASS_NAMES", "FloorAnchor", "FloorPlane",
-           "STATUSES", "anchor_keys", "anchor_outputs", "floor_classes"]
+           "STATUSES", "anchor_keys", "anchor_outputs", "fit_floor_plane", "floor_classes"]

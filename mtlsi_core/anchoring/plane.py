@@ -148,4 +148,48 @@ class FloorPlane:
         return np.asarray(points, dtype=np.float64) @ np.asarray(self.normal) + self.offset
 
 
-__all__ = ["CameraMount", "FloorPlane", "HORIZON_EPS", "MAX_PITCH_DEG", "MountError", "check_intrinsics"]
+def fit_floor_plane(depth: np.ndarray, floor: np.ndarray, k: Sequence[float] | np.ndarray, seed: int = 0,
+                    tries: int = 300, tolerance_m: float = 0.02) -> FloorPlane:
+    """The floor plane of a depth map's ``floor`` pixels (e.g. ground-truth depth where the ground-truth labels say
+    floor), in the optical frame of a pinhole ``k`` (3x3, at the depth's size): RANSAC (``tries`` planes through 3
+    random points, inliers within ``tolerance_m``) then least squares (SVD) on the best inlier set, the normal
+    turned up (-y in the optical frame). Stands in for a known mount (``.mount()`` gives it). ValueError when the
+    floor has too few valid pixels (< 3), is degenerate (no plane through 3 of them) or puts the camera on or below
+    it."""
+    kk = check_intrinsics(k).reshape(3, 3)
+    d = np.asarray(depth, dtype=np.float64)
+    m = np.asarray(floor, dtype=bool)
+    if m.shape != d.shape[:2]:
+        raise ValueError(f"floor fit: floor mask {m.shape} and depth {d.shape} differ in size")
+    m = m & np.isfinite(d) & (d > 0)
+    v, u = np.nonzero(m)
+    if v.size < 3:
+        raise ValueError(f"floor fit: {v.size} valid floor pixels; at least 3 needed")
+    z = d[m]
+    X = np.stack([(u - kk[0, 2] - kk[0, 1] * (v - kk[1, 2]) / kk[1, 1]) / kk[0, 0] * z,
+                  (v - kk[1, 2]) / kk[1, 1] * z, z], axis=1)
+    rng = np.random.default_rng(seed)
+    best = None
+    for _ in range(int(tries)):
+        a, b, c = X[rng.choice(len(X), 3, replace=False)]
+        n = np.cross(b - a, c - a)
+        if np.linalg.norm(n) < 1e-9:
+            continue
+        n /= np.linalg.norm(n)
+        inl = np.abs(X @ n - n @ a) < tolerance_m
+        if best is None or inl.sum() > best.sum():
+            best = inl
+    if best is None or best.sum() < 3:
+        raise ValueError("floor fit: no plane through the floor pixels (degenerate: collinear or repeated points)")
+    P = X[best]
+    c = P.mean(axis=0)
+    n = np.linalg.svd(P - c, full_matrices=False)[2][2]
+    n = -n if n[1] > 0 else n  # up is -y in the optical frame
+    offset = float(-n @ c)
+    if not offset > 0:
+        raise ValueError(f"floor fit: the fitted floor puts the camera on or below it (height {offset:.3f} m)")
+    return FloorPlane(tuple(float(x) for x in n), offset)
+
+
+__all__ = ["CameraMount", "FloorPlane", "HORIZON_EPS", "MAX_PITCH_DEG", "MountError", "check_intrinsics",
+           "fit_floor_plane"]
