@@ -41,7 +41,8 @@ def test_calibration_spec_checks_and_key():
     assert key["scheme"] == choose_scheme(CpuFacts.this_machine())[0]  # the key holds this CPU's scheme, never auto
     for bad, match in (({"frames": 0}, "frames"), ({"method": "kl"}, "calibration method"),
                        ({"quant_format": "int4"}, "quant_format"), ({"render_size": (8, 8)}, "render_size"),
-                       ({"op_types": ()}, "op_types"), ({"scheme": "s8s8"}, "scheme")):
+                       ({"op_types": ()}, "op_types"), ({"scheme": "s8s8"}, "scheme"),
+                       ({"percentile": 40.0}, "percentile")):
         with pytest.raises(ValueError, match=match):
             CalibrationSpec(**bad)
 
