@@ -63,18 +63,19 @@ ARM = CpuFacts("aarch64", frozenset({"ASIMD", "ASIMDDP"}))
 
 
 def test_the_int8_scheme_is_chosen_for_the_cpu():
-    assert choose_scheme(AVX2_ONLY)[0] == "u8s8_reduced" and "without VNNI" in choose_scheme(AVX2_ONLY)[1]
+    assert choose_scheme(AVX2_ONLY)[0] == "u8u8" and "without VNNI" in choose_scheme(AVX2_ONLY)[1]
     assert [choose_scheme(c)[0] for c in (AVX512_VNNI, AVX_VNNI, ARM)] == ["u8s8"] * 3
     spec = CalibrationSpec(**SMALL)
-    assert spec.resolved(AVX2_ONLY).scheme == "u8s8_reduced" and spec.resolved(AVX512_VNNI).scheme == "u8s8"
-    assert CalibrationSpec(**SMALL, scheme="u8u8").resolved(AVX2_ONLY).scheme == "u8u8"  # asked for: kept
+    assert spec.resolved(AVX2_ONLY).scheme == "u8u8" and spec.resolved(AVX512_VNNI).scheme == "u8s8"
+    assert CalibrationSpec(**SMALL, scheme="u8s8_reduced").resolved(AVX2_ONLY).scheme == "u8s8_reduced"  # kept
     # the cache key follows the CPU: a cache shared by two kinds of machine holds one file for each
     keys = {c: CalibrationSpec(**SMALL).resolved(c).key() for c in (AVX2_ONLY, AVX512_VNNI)}
-    assert keys[AVX2_ONLY] != keys[AVX512_VNNI] and keys[AVX2_ONLY]["scheme"] == "u8s8_reduced"
+    assert keys[AVX2_ONLY] != keys[AVX512_VNNI] and keys[AVX2_ONLY]["scheme"] == "u8u8"
     # a full-range file on a CPU that saturates it is named as such; files without a scheme are full range
     assert "saturates" in scheme_warning({"scheme": "u8s8"}, AVX2_ONLY) and scheme_warning({}, AVX2_ONLY)
     assert all(scheme_warning({"scheme": "u8s8"}, c) is None for c in (AVX512_VNNI, AVX_VNNI, ARM))
-    assert scheme_warning({"scheme": "u8s8_reduced"}, AVX2_ONLY) is None
+    assert scheme_warning({"scheme": "u8s8_reduced"}, AVX2_ONLY) is None and scheme_warning({"scheme": "u8u8"},
+                                                                                           AVX2_ONLY) is None
 
 
 def test_this_machines_cpu_facts_come_from_cpuid():

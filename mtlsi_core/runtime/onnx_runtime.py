@@ -16,7 +16,7 @@ Precision: an ``mtlsi-export`` graph is fp32. fp16 is applied only through the T
 (``trt_fp16_enable``); otherwise fp16/bf16 requests run fp32 with a note (fp16 does not help on CPU).
 ``int8``: static INT8 quantisation (``quantize``, calibrated on synthetic frames, option ``calibration``: a
 ``quantize.CalibrationSpec`` or a dict of its fields), made once from the ``.pt`` or fp32 ``.onnx`` into the
-model cache (``model_cache``, option ``cache_dir``) with the scheme exact on this CPU (``quantize.choose_scheme``: 7-bit
+model cache (``model_cache``, option ``cache_dir``) with the scheme exact on this CPU (``quantize.choose_scheme``: uint8
 weights on x86 without VNNI); an INT8 file (``mtlsi.quantization`` in its metadata) runs as it is and reports
 precision int8, with a warning where its scheme saturates this CPU's kernels.
 ``auxiliary``: auxiliary outputs to return (e.g. ("confidence",), see ``base``). An export holds every auxiliary output;

@@ -11,8 +11,8 @@ The ONNX has a static input size (the config's ``data.input_size``; change it wi
 Without ``--no-verify`` it is checked against PyTorch with ONNX Runtime (tolerances printed).
 ``--format onnx --precision int8`` also writes ``<output stem>.int8.onnx``: static INT8 quantisation calibrated on
 synthetic frames (``mtlsi_core.runtime.quantize``), run by the ``onnx`` backend as it is; its scheme is the one exact
-on this CPU (``--int8-scheme auto``): for another machine, name that machine's (``u8s8_reduced`` runs exactly on every
-x86 CPU, ``u8s8`` only with VNNI or on ARM).
+on this CPU (``--int8-scheme auto``): for another machine, name that machine's (``u8u8`` runs exactly on every x86
+CPU, ``u8s8`` only with VNNI or on ARM).
 ``--format engine`` writes the ONNX and then builds ``<onnx stem>.<precision>.<H>x<W>.trt<version>.engine``
 beside it (reused while its key is unchanged).
 
@@ -60,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--calib-seed", type=int, default=None, help="seed of the calibration scenes")
     q.add_argument("--quant-format", choices=("qdq", "qoperator"), default="qdq")
     q.add_argument("--int8-scheme", choices=("auto", *INT8_SCHEMES), default="auto",
-                   help="weights: auto (exact on this CPU), u8s8 (8-bit: VNNI or ARM only), u8s8_reduced (7-bit: "
-                        "any x86), u8u8")
+                   help="weights: auto (exact on this CPU), u8s8 (int8: VNNI or ARM only), u8u8 (uint8: any x86), "
+                        "u8s8_reduced (7-bit int8: any x86, less accurate)")
     p.add_argument("--quiet", "-q", action="store_true")
     return p
 
