@@ -181,7 +181,7 @@ class LiveMapper:
                 self._one(arrival, item)
             except Exception as e:  # the thread survives anything a frame does; the frame counts as failed
                 self.counts["failed"] += 1
-                self._error(f"{type(e).__name__}: {e}")
+                self._error(str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}")  # bad frame / bug
             finally:
                 self._last_done = time.monotonic()
                 self.queue.done()
@@ -189,11 +189,7 @@ class LiveMapper:
     def _one(self, arrival: float, item: Any) -> None:
         t0 = time.perf_counter()
         try:
-            frame = self._prepared(arrival, item)
-        except ValueError as e:
-            self.counts["failed"] += 1
-            self._error(str(e))
-            return
+            frame = self._prepared(arrival, item)  # a ValueError (a bad frame) fails it in _run
         finally:
             self.prepare_seconds += time.perf_counter() - t0
         if frame is None:
@@ -204,10 +200,6 @@ class LiveMapper:
             before = (self.tsdf.skipped_frames, self.tsdf.empty_frames)
             try:
                 done = self.tsdf.integrate(depth, labels, K, T)
-            except ValueError as e:
-                self.counts["failed"] += 1
-                self._error(str(e))
-                return
             finally:
                 self.integrate_seconds += time.perf_counter() - t1
             if done:
