@@ -190,13 +190,18 @@ class FloorAnchor:
             nr = self._grids[key] = (row[:, None] + col[None, :]).reshape(-1)
         return nr
 
+    def _is_floor(self, labels: np.ndarray) -> np.ndarray:
+        """Pixels labelled with one of the floor classes (a new mask)."""
+        m = labels == self.floor_ids[0]
+        for c in self.floor_ids[1:]:
+            m |= labels == c
+        return m
+
     def support_mask(self, labels: np.ndarray, nr: np.ndarray, confidence: np.ndarray | None,
                      normals: np.ndarray | None) -> np.ndarray:
         """Support pixels of same-shaped (sampled or full) arrays: floor label, below the horizon (n . r < 0),
         confidence >= min_confidence, normal . n >= cos(max_normal_angle_deg)."""
-        m = labels == self.floor_ids[0]
-        for c in self.floor_ids[1:]:
-            m |= labels == c
+        m = self._is_floor(labels)
         m &= nr < -HORIZON_EPS
         if confidence is not None:
             m &= confidence >= self.config.min_confidence
@@ -269,10 +274,7 @@ class FloorAnchor:
         hw = (int(depth.shape[0]), int(depth.shape[1]))
         _check_shapes(hw, labels, confidence, normals)
         nr_full = self._full_terms(check_intrinsics(k), hw)
-        lab = labels.reshape(-1)
-        cand = lab == self.floor_ids[0]
-        for c in self.floor_ids[1:]:
-            cand |= lab == c
+        cand = self._is_floor(labels.reshape(-1))
         if confidence is not None:
             cand &= confidence.reshape(-1) >= self.config.min_confidence
         idx = np.flatnonzero(cand)  # the cheap tests first; normals only at these pixels
