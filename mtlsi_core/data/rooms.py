@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mtlsi_core.data.assets.library import AssetLibrary, MeshAsset
+from mtlsi_core.data.assets.mesh import MeshPrimitive, MeshShape
 from mtlsi_core.data.materials import ANY, LIGHT, WOOD
-from mtlsi_core.data.raycast import Box, Cylinder
+from mtlsi_core.data.raycast import Box, Cylinder, rot_z
 from mtlsi_core.data.render.lighting import RoomLight
-from mtlsi_core.data.render.textures import tex_material
-from mtlsi_core.data.scene import (CLASS_ID, TYPES, WALLS, ObjectType, Part, Scene, _Builder, _chair, _cylinder,
+from mtlsi_core.data.render.textures import PhotoMaterial, TexMaterial, tex_material
+from mtlsi_core.data.scene import (CLASS_ID, TYPES, UNLABELLED, WALLS, ObjectType, Part, Scene, _Builder, _chair, _cylinder,
                                    _desk, _shelves, _sofa, _table, _yaw_facing_wall, optical_rotation)
 
 # NYUDv2's scene types and how often they occur among its 1449 labelled frames (bedroom 383, kitchen 225, living
@@ -340,10 +342,21 @@ NYUD_WALL_ITEMS = {
 
 @dataclass
 class RoomScene(Scene):
-    """A nyud-profile scene: a ``Scene`` with a room type and coloured ambient light."""
+    """A nyud-profile scene: a ``Scene`` with a room type and coloured ambient light (or, with assets, the irradiance
+    of an HDR panorama: 9 x 3 spherical-harmonic coefficients, ``render.lighting.sh_irradiance``)."""
 
     room_type: str = "bedroom"
     ambient_colour: np.ndarray = field(default_factory=lambda: np.ones(3, np.float32))
+    environment: np.ndarray | None = None
+
+
+def photo_material(rng: np.random.Generator, image: np.ndarray, tile: tuple[float, float],
+                   tint: float = 0.12) -> PhotoMaterial:
+    """A material showing a photo texture, tiled every ``tile`` metres (drawn), its brightness and hue jittered."""
+    c = (rng.uniform(1 - tint, 1 + tint) * rng.uniform(0.96, 1.04, 3)).astype(np.float32)
+    return PhotoMaterial("photo", c, c, 1.0 / float(rng.uniform(*tile)), float(rng.uniform(0, 64)),
+                         gloss=float(rng.uniform(0.0, 0.2)) if rng.random() < 0.4 else 0.0,
+                         shininess=float(rng.uniform(8, 60)), image=image)
 
 
 @dataclass
@@ -362,9 +375,64 @@ class Placement:
 class RoomBuilder(_Builder):
     """``scene._Builder`` with the nyud catalogue and materials, and placement relative to other objects."""
 
-    def __init__(self, rng: np.random.Generator, room: np.ndarray, cam_xy: np.ndarray):
+    def __init__(self, rng: np.random.Generator, room: np.ndarray, cam_xy: np.ndarray,
+                 assets: AssetLibrary | None = None):
         super().__init__(rng, room, cam_xy, types=NYUD_TYPES, material=tex_material, slots=3)
         self.lights: list[RoomLight] = []
+        # assets: meshes replace procedural objects of their type, drawn from a stream of their own (the room's
+        # stream only gives its seed), so the rooms stay the same rooms with or without them
+        self.assets = assets
+        self.asset_rng = np.random.default_rng(int(rng.integers(2 ** 63))) if assets is not None else None
+        self._pending: dict[tuple, MeshAsset] = {}  # (name, w, d, h) drawn for a mesh -> that mesh
+
+    def size_of(self, name: str) -> tuple[float, float, float]:
+        size = self._size(self.types[name])
+        meshes = self.assets.meshes.get(name) if self.assets is not None else None
+        if not meshes or self.asset_rng.random() >= self.assets.p_mesh:
+            return size
+        asset = meshes[int(self.asset_rng.integers(len(meshes)))]
+        size = tuple(float(v) for v in asset.size * self.asset_rng.uniform(0.92, 1.08, 3))
+        self._pending[(name,) + size] = asset
+        return size
+
+    def add_object(self, type_name: str, x: float, y: float, z: float, yaw: float, w: float, d: float,
+                   h: float) -> int:
+        asset = self._pending.pop((type_name, w, d, h), None)
+        if asset is None:
+            return super().add_object(type_name, x, y, z, yaw, w, d, h)
+        ot = self.types[type_name]
+        obj = len(self.labels)
+        self.labels.append(UNLABELLED if ot.label is None else CLASS_ID[ot.label])
+        scale = np.array([w, d, h]) / asset.size
+        R, origin, rng = rot_z(yaw), np.array([x, y, z]), self.asset_rng
+        for i, (shape, offset, image) in enumerate(asset.parts):
+            if image is not None:  # the asset's own photo texture, tiled at about its size
+                mat: TexMaterial = photo_material(rng, image, (0.4, 1.2))
+            elif self.assets.textures.get("furniture") and rng.random() < self.assets.p_photo_object:
+                pool = self.assets.textures["furniture"]
+                mat = photo_material(rng, pool[int(rng.integers(len(pool)))], (0.4, 1.5))
+            else:
+                mat = tex_material(rng, list(ot.colours), list(ot.patterns))
+            scaled = MeshShape(shape.vertices * scale.astype(np.float32), shape.triangles)
+            prim = MeshPrimitive(center=origin + R @ (offset * scale), yaw=yaw, shape=scaled)
+            self.parts.append(Part(prim, mat, obj))
+        if ot.support:
+            self.supports.append((origin, yaw, w, d, z + h))
+        return obj
+
+    def room_materials(self, mats: list) -> list:
+        """The room's faces, some with photo textures of walls, floors and ceilings (asset libraries only)."""
+        if self.assets is None:
+            return mats
+        rng, out = self.asset_rng, list(mats)
+        for use, faces, tile in (("wall", (0, 1, 2, 3), (1.0, 2.5)), ("floor", (4,), (0.8, 2.0)),
+                                 ("ceiling", (5,), (1.5, 3.0))):
+            pool = self.assets.textures.get(use)
+            if pool and rng.random() < self.assets.p_photo_room:
+                mat = photo_material(rng, pool[int(rng.integers(len(pool)))], tile)
+                for f in faces:
+                    out[f] = mat
+        return out
 
     def chosen(self, chances: tuple[tuple[str, float], ...]) -> Iterator[str]:
         """The names of ``chances`` ((name, probability), ...) whose coin comes up, each drawn lazily just before
@@ -372,9 +440,6 @@ class RoomBuilder(_Builder):
         for name, p in chances:
             if self.rng.random() < p:
                 yield name
-
-    def size_of(self, name: str) -> tuple[float, float, float]:
-        return self._size(self.types[name])
 
     def _wall_taken(self, code: int, rect: tuple[float, float, float, float]) -> bool:
         """Whether the (along0, along1, z0, z1) rectangle overlaps something already on wall ``code``."""
@@ -831,8 +896,11 @@ def camera_rotation(rng: np.random.Generator, room: np.ndarray, pos: np.ndarray,
     return optical_rotation(yaw, pitch, roll)
 
 
-def sample_room(rng: np.random.Generator, room_type: str | None = None) -> RoomScene:
-    """Draw a complete nyud-profile room of ``room_type`` (default: drawn with NYUDv2's frequencies)."""
+def sample_room(rng: np.random.Generator, room_type: str | None = None,
+                assets: AssetLibrary | None = None) -> RoomScene:
+    """Draw a complete nyud-profile room of ``room_type`` (default: drawn with NYUDv2's frequencies); ``assets``:
+    furniture meshes, photo textures and HDR light to draw from (``mtlsi_core.data.assets``), None: procedural only
+    (the profile's rooms as they always were)."""
     if room_type is None:
         names = list(ROOM_TYPES)
         p = np.array([ROOM_TYPES[n] for n in names])
@@ -841,7 +909,7 @@ def sample_room(rng: np.random.Generator, room_type: str | None = None) -> RoomS
         raise ValueError(f"unknown room type {room_type!r}; choose from {sorted(RECIPES)}")
     room = np.array([rng.uniform(*r) for r in ROOM_SIZES[room_type]])
     cam_pos = camera_position(rng, room)
-    b = RoomBuilder(rng, room, cam_pos[:2])
+    b = RoomBuilder(rng, room, cam_pos[:2], assets)
     RECIPES[room_type](b)
     _extras(b, room_type)
     R_wc = camera_rotation(rng, room, cam_pos, b.footprints)
@@ -861,5 +929,7 @@ def sample_room(rng: np.random.Generator, room_type: str | None = None) -> RoomS
     if rng.random() < 0.15:  # an accent wall
         room_mats[int(rng.integers(1, 4))] = tex_material(rng, ANY, ["plaster", "plain"], contrast=(0.85, 0.97))
     ambient_colour = (WARM if warm else COOL) * 0.5 + 0.5
-    return RoomScene(room, room_mats, b.parts, b.labels, b.lights, float(rng.uniform(0.08, 0.25)), cam_pos, R_wc, 1.0,
-                     room_type=room_type, ambient_colour=ambient_colour.astype(np.float32))
+    ambient = float(rng.uniform(0.08, 0.25))
+    environment = b.assets.environment(b.asset_rng, ambient) if b.assets is not None else None
+    return RoomScene(room, b.room_materials(room_mats), b.parts, b.labels, b.lights, ambient, cam_pos, R_wc, 1.0,
+                     room_type=room_type, ambient_colour=ambient_colour.astype(np.float32), environment=environment)

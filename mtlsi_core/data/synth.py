@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 
 from mtlsi_core.checkpoint import atomic_write_bytes
+from mtlsi_core.data.assets.library import AssetError, AssetLibrary, index_assets, load_library, write_index
 from mtlsi_core.data.io import FAST_PNG, limit_cv2_threads, worker_context, write_npy, write_png
 from mtlsi_core.data.materials import albedo
 from mtlsi_core.data.raycast import FACE_NORMALS, surface_slices, zbuffer
@@ -253,15 +254,30 @@ def check_profile(profile: str) -> str:
     return profile
 
 
-def sample_profile_scene(rng: np.random.Generator, profile: str = "basic") -> Scene:
+def asset_library(assets: str | AssetLibrary | None, profile: str) -> AssetLibrary | None:
+    """The library that ``assets`` names (a folder indexed by ``mtlsi-synth assets``, ``builtin``, or one already
+    loaded); only the nyud profile's rooms take assets."""
+    if assets is None or isinstance(assets, AssetLibrary):
+        lib = assets
+    else:
+        lib = load_library(str(assets))
+    if lib is not None and profile != "nyud":
+        raise ValueError(f"assets are drawn into the nyud profile's rooms only, not {profile!r}")
+    return lib
+
+
+def sample_profile_scene(rng: np.random.Generator, profile: str = "basic",
+                         assets: str | AssetLibrary | None = None) -> Scene:
     """The room that ``profile`` draws from ``rng`` (with a camera pose): ``basic``'s ``scene.sample_scene``, or
-    ``nyud``'s ``rooms.sample_room``. Single frames (``render_scene``) and sequences (``mtlsi_core.data.sequence``)
-    draw their rooms here, so both see the same rooms."""
+    ``nyud``'s ``rooms.sample_room`` (with ``assets``: meshes, photo textures and HDR light of that library).
+    Single frames (``render_scene``) and sequences (``mtlsi_core.data.sequence``) draw their rooms here, so both see
+    the same rooms."""
     check_profile(profile)
+    lib = asset_library(assets, profile)
     if profile == "nyud":
         from mtlsi_core.data.rooms import sample_room
 
-        return sample_room(rng)
+        return sample_room(rng, assets=lib)
     return sample_scene(rng)
 
 
@@ -275,15 +291,16 @@ def render_profile(scene: Scene, K: np.ndarray, size: tuple[int, int], rng: np.r
 
 
 def render_scene(seed: int, size: Sequence[int] = DEFAULT_SIZE, intrinsics: object = None,
-                 profile: str = "basic") -> SynthFrame:
+                 profile: str = "basic", assets: str | AssetLibrary | None = None) -> SynthFrame:
     """Draw and render the scene of ``seed`` at ``size`` = (H, W); ``intrinsics``: 3x3 K (default Kinect-like);
     ``profile``: ``basic`` (the original generator, byte for byte) or ``nyud`` (NYUDv2-like rooms, shadows, a camera
-    model; ``mtlsi_core.data.rooms`` and ``mtlsi_core.data.render``)."""
+    model; ``mtlsi_core.data.rooms`` and ``mtlsi_core.data.render``); ``assets`` (nyud only): an asset folder indexed
+    by ``mtlsi-synth assets``, or ``builtin`` (``mtlsi_core.data.assets``)."""
     check_profile(profile)
     size = _check_size(size)
     K = _check_intrinsics(intrinsics, size)
     rng = np.random.default_rng(int(seed))
-    return render_profile(sample_profile_scene(rng, profile), K, size, rng, profile)
+    return render_profile(sample_profile_scene(rng, profile, assets), K, size, rng, profile)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -320,11 +337,11 @@ def frame_complete(out: str | os.PathLike, name: str) -> bool:
                (("images", ".png"), ("depth", ".npy"), ("normals", ".npy"), ("edge", ".png"), ("segmentation", ".png")))
 
 
-def _render_and_write(job: tuple[str, int, tuple[int, int], int, str]) -> float:
+def _render_and_write(job: tuple[str, int, tuple[int, int], int, str, str | None]) -> float:
     """Render and write one frame; returns the CPU seconds it took in this process."""
-    out, seed, size, index, profile = job
+    out, seed, size, index, profile, assets = job
     t0 = time.process_time()
-    write_frame(out, frame_name(index), render_scene(frame_seed(seed, index), size, profile=profile))
+    write_frame(out, frame_name(index), render_scene(frame_seed(seed, index), size, profile=profile, assets=assets))
     return time.process_time() - t0
 
 
@@ -341,8 +358,10 @@ def split_names(num: int, val_fraction: float, num_val: int | None = None) -> tu
     return names[: num - n_val], names[num - n_val:]
 
 
-def camera_info(size: tuple[int, int], K: np.ndarray, profile: str = "basic", seed: int | None = None) -> dict:
-    """The data set's camera and how it was made (``profile``, ``seed``: ``mtlsi-synth --profile --seed``)."""
+def camera_info(size: tuple[int, int], K: np.ndarray, profile: str = "basic", seed: int | None = None,
+                assets: AssetLibrary | None = None) -> dict:
+    """The data set's camera and how it was made (``profile``, ``seed``, ``assets``: ``mtlsi-synth --profile --seed
+    --assets``; the assets by name and by the digest of what they hold)."""
     info = {
         "width": size[1], "height": size[0], "K": K.tolist(), "distortion_model": "none", "D": [0.0] * 5,
         "frame": "optical: x right, y down, z forward", "depth": "metres along z",
@@ -351,6 +370,8 @@ def camera_info(size: tuple[int, int], K: np.ndarray, profile: str = "basic", se
     }
     if seed is not None:
         info["seed"] = int(seed)
+    if assets is not None:
+        info["assets"] = {"name": assets.name, "digest": assets.digest}
     return info
 
 
@@ -363,15 +384,18 @@ def default_workers() -> int:
 
 def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0, size: Sequence[int] = DEFAULT_SIZE,
                   val_fraction: float = 0.1, workers: int | None = None, progress: bool = False, *,
-                  num_train: int | None = None, num_val: int | None = None, profile: str = "basic") -> dict:
+                  num_train: int | None = None, num_val: int | None = None, profile: str = "basic",
+                  assets: str | None = None) -> dict:
     """Render frames into ``out`` (NYUD-MT layout) with the generator ``profile``. Returns a summary with the
     measured frame rate.
 
     Either ``num`` frames, of which ``val_fraction`` go to val, or ``num_train`` + ``num_val`` frames. Run again
     into a folder of the same size, profile and seed (an interrupted run), it keeps the frames already complete and
-    renders the rest (frame i depends only on the seed and i).
+    renders the rest (frame i depends only on the seed and i). ``assets``: an asset folder (``mtlsi-synth assets``)
+    or ``builtin``, for the nyud profile.
     """
     check_profile(profile)
+    lib = asset_library(assets, profile)  # loaded here first: a bad folder stops before any frame
     size = _check_size(size)
     if num_train is not None or num_val is not None:
         if num is not None:
@@ -391,7 +415,7 @@ def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0,
     for folder in FOLDERS:
         (out / folder).mkdir(parents=True, exist_ok=True)
     K = kinect_intrinsics(size)
-    info = camera_info(size, K, profile, seed)
+    info = camera_info(size, K, profile, seed, lib)
     # Resume: a folder whose camera.json says the same size, profile and seed holds frames of this very run (an
     # interrupted one: the split files are written last); frames with all their files are kept, the rest rendered.
     try:
@@ -401,7 +425,7 @@ def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0,
     atomic_write_bytes(out / "camera.json", json.dumps(info, indent=2).encode())
     todo = [i for i in range(num) if not (same and frame_complete(out, frame_name(i)))]
 
-    jobs = [(str(out), int(seed), size, i, profile) for i in todo]
+    jobs = [(str(out), int(seed), size, i, profile, None if assets is None else str(assets)) for i in todo]
     t0 = time.perf_counter()
     done, cpu = 0, 0.0
     if workers == 1:
@@ -430,7 +454,7 @@ def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0,
     atomic_write_bytes(out / "gt_sets" / "val.txt", "".join(f"{n}\n" for n in val).encode())
     rendered = max(len(todo), 1)
     return {"out": str(out), "num": num, "train": len(train), "val": len(val), "size": list(size), "seed": seed,
-            "profile": profile, "workers": workers, "rendered": len(todo), "kept": num - len(todo),
+            "profile": profile, "assets": None if lib is None else lib.name, "workers": workers, "rendered": len(todo), "kept": num - len(todo),
             "seconds": seconds, "frames_per_second": rendered / seconds, "cpu_seconds_per_frame": cpu / rendered}
 
 
@@ -442,8 +466,33 @@ def parse_size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size must be HxW with sides >= 8 (e.g. 480x640), got {text!r}") from None
 
 
+def assets_main(argv: Sequence[str]) -> int:
+    """``mtlsi-synth assets DIR``: check an asset folder and write its index."""
+    ap = argparse.ArgumentParser(prog="mtlsi-synth assets",
+                                 description="Check a folder of furniture meshes (OBJ / glTF; SweetHome3D's catalogue "
+                                             "sizes), photo textures (in folders named 'textures') and HDR panoramas, "
+                                             "and write what is usable to DIR/asset_index.json.")
+    ap.add_argument("folder", help="the asset folder")
+    ap.add_argument("--out", default=None, help="index file (default: FOLDER/asset_index.json)")
+    args = ap.parse_args(argv)
+    try:
+        index = index_assets(args.folder)
+    except AssetError as e:
+        print(f"mtlsi-synth assets: {e}", file=sys.stderr)
+        return 2
+    for err in index.errors:
+        print(f"error: {err['error']}", file=sys.stderr)
+    path = write_index(index, args.out)
+    print(f"{index.summary()}\nwrote {path}")
+    return 0 if (index.meshes or index.textures or index.environments) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="mtlsi-synth", description=__doc__.split("\n\n")[0])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["assets"]:
+        return assets_main(argv[1:])
+    ap = argparse.ArgumentParser(prog="mtlsi-synth", description=__doc__.split("\n\n")[0],
+                                 epilog="mtlsi-synth assets DIR: check an asset folder and write its index.")
     ap.add_argument("--out", required=True, help="output folder (NYUD-MT layout)")
     ap.add_argument("--num", type=int, required=True, help="number of frames")
     ap.add_argument("--seed", type=int, default=0, help="data set seed (frame i depends only on seed and i)")
@@ -453,15 +502,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--profile", choices=PROFILES, default="basic",
                     help="generator: basic (the original rooms, byte for byte) or nyud (NYUDv2-like room types, "
                          "cast shadows, ambient occlusion, real-surface textures, a camera model; slower)")
+    ap.add_argument("--assets", default=None,
+                    help="nyud profile: furniture meshes, photo textures and HDR light from this folder (indexed by "
+                         "`mtlsi-synth assets DIR`), or 'builtin' (a small procedural mesh set, no download)")
     args = ap.parse_args(argv)
+    if args.assets is not None and args.profile != "nyud":
+        ap.error("--assets needs --profile nyud")
     if args.num < 1:
         ap.error("--num must be >= 1")
     if args.seed < 0:
         ap.error("--seed must be >= 0")
     if not 0.0 <= args.val_fraction < 1.0:
         ap.error("--val-fraction must be in [0, 1)")
-    summary = write_dataset(args.out, args.num, args.seed, args.size, args.val_fraction, args.workers, progress=True,
-                            profile=args.profile)
+    try:
+        summary = write_dataset(args.out, args.num, args.seed, args.size, args.val_fraction, args.workers,
+                                progress=True, profile=args.profile, assets=args.assets)
+    except AssetError as e:
+        ap.error(str(e))
     print(f"wrote {summary['num']} frames ({summary['train']} train, {summary['val']} val, profile {args.profile}) at "
           f"{summary['size'][0]}x{summary['size'][1]} to {summary['out']} in {summary['seconds']:.1f} s "
           f"({summary['frames_per_second']:.1f} frames/s, {summary['workers']} workers)")

@@ -118,6 +118,38 @@ def ambient_occlusion(depth: np.ndarray, normals: np.ndarray, xu: np.ndarray, yv
     return np.clip(1.0 - strength * 2.0 * occ / count, 0.0, 1.0)
 
 
+SH_BAND = np.array([np.pi] + [2 * np.pi / 3] * 3 + [np.pi / 4] * 5, np.float32)  # A_l of Lambert's cosine lobe
+
+
+def sh_basis(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> list[np.ndarray]:
+    """The 9 real spherical harmonics of bands 0-2 at unit directions (x, y, z)."""
+    return [np.full_like(x, 0.282095), 0.488603 * y, 0.488603 * z, 0.488603 * x, 1.092548 * x * y,
+            1.092548 * y * z, 0.315392 * (3 * z * z - 1), 1.092548 * x * z, 0.546274 * (x * x - y * y)]
+
+
+def sh_environment(panorama: np.ndarray, yaw: float = 0.0) -> np.ndarray:
+    """(9, 3) radiance coefficients of an equirectangular panorama (H, W, 3 linear RGB; row 0 = straight up, the
+    centre column = world +x after turning it by ``yaw`` about z): Ramamoorthi and Hanrahan's irradiance
+    environment map (2001), projected with each pixel's solid angle."""
+    h, w = panorama.shape[:2]
+    theta = (np.arange(h) + 0.5) * (np.pi / h)
+    phi = (np.arange(w) + 0.5) * (2 * np.pi / w) - np.pi + yaw
+    st = np.sin(theta)[:, None]
+    x, y = st * np.cos(phi)[None, :], st * np.sin(phi)[None, :]
+    z = np.broadcast_to(np.cos(theta)[:, None], x.shape)
+    d_omega = (st * (np.pi / h) * (2 * np.pi / w)).astype(np.float64)
+    rad = panorama.reshape(h, w, 3).astype(np.float64)
+    return np.stack([np.einsum("hw,hwc->c", b * d_omega, rad) for b in sh_basis(x, y, z)]).astype(np.float32)
+
+
+def sh_irradiance(coeffs: np.ndarray, n: list[np.ndarray]) -> np.ndarray:
+    """(H, W, 3) irradiance / pi (the light a white Lambertian surface reflects) at world normals ``n`` (planes)."""
+    out = np.zeros(n[0].shape + (3,), np.float32)
+    for k, b in enumerate(sh_basis(n[0], n[1], n[2])):
+        out += b[..., None] * (coeffs[k] * (SH_BAND[k] / np.pi))
+    return np.maximum(out, 0.0)
+
+
 def surface_albedo(scene, depth, prim, face, D, nprim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-pixel albedo (H, W, 3), emission (H, W, 3), gloss and shininess (H, W) of the visible surfaces."""
     h, w = depth.shape
@@ -154,9 +186,13 @@ def shade(scene, c, ao: np.ndarray, shadow_size: int = SHADOW_MAP, shadows: bool
     alb, emit, gloss, shiny = surface_albedo(scene, c.depth, c.prim, c.face, c.D, nprim)
     P = [float(o[i]) + c.depth * c.D[i] for i in range(3)]
     nw = [R[i][0] * c.n[0] + R[i][1] * c.n[1] + R[i][2] * c.n[2] for i in range(3)]
-    # ambient: indirect light (bounced off floor and walls: the same from every side), occluded in creases
-    amb = (np.float32(scene.ambient) * ao)[..., None] * np.asarray(scene.ambient_colour,
-                                                                                          np.float32)
+    # ambient: indirect light, occluded in creases: from an environment's irradiance where the room has one (an HDR
+    # panorama, mtlsi_core.data.assets), else bounced off floor and walls: the same from every side
+    environment = getattr(scene, "environment", None)
+    if environment is not None:
+        amb = sh_irradiance(environment, nw) * ao[..., None]
+    else:
+        amb = (np.float32(scene.ambient) * ao)[..., None] * np.asarray(scene.ambient_colour, np.float32)
     diffuse = amb.astype(np.float32)
     spec = np.zeros_like(diffuse)
     glossy = np.flatnonzero(gloss > 0)  # highlights only where a material has gloss

@@ -46,6 +46,14 @@ class TexMaterial(Material):
     emit_colour: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
+@dataclass
+class PhotoMaterial(TexMaterial):
+    """A material whose texture is a photograph (``mtlsi_core.data.assets``): ``image`` (TEX, TEX, 3) float32 linear
+    albedo, tiled every ``1 / freq`` metres or stretched over the face, tinted by ``c1`` (ones: as photographed)."""
+
+    image: np.ndarray | None = None
+
+
 def _spectral_noise(rng: np.random.Generator, n: int, slope: float, lo: float = 0.0, hi: float = 0.5,
                     aniso: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     """Tileable noise with power spectrum ~ 1/f^slope between ``lo`` and ``hi`` cycles per texel, in [0, 1]."""
@@ -241,7 +249,7 @@ def albedo(mat: Material, u: np.ndarray, v: np.ndarray, extent: tuple[float, flo
     (n, 3) float32 albedo. Materials of the basic profile are mapped through ``ALIASES`` to variant 0."""
     if not isinstance(mat, TexMaterial):  # a basic-profile material in a nyud room: its colours, a nyud pattern
         mat = TexMaterial(ALIASES.get(mat.pattern, (mat.pattern,))[0], mat.c2, mat.c1, 1.0, mat.offset, mat.emissive)
-    tex = texture(mat.pattern, mat.texture)
+    tex = mat.image if isinstance(mat, PhotoMaterial) else texture(mat.pattern, mat.texture)
     m = TEX - 1
     if mat.stretch and extent is not None:
         iu = np.clip(((u / (2 * extent[0]) + 0.5) * TEX).astype(np.int32), 0, m)
@@ -251,6 +259,8 @@ def albedo(mat: Material, u: np.ndarray, v: np.ndarray, extent: tuple[float, flo
         iu = ((u + mat.offset) * s).astype(np.int32) & m
         iv = ((v + mat.offset) * s).astype(np.int32) & m
     t = tex[iv, iu]
+    if isinstance(mat, PhotoMaterial):
+        return t * mat.c1
     if t.ndim == 1:  # grey pattern: coded between the two albedos
         return mat.c1 + (mat.c2 - mat.c1) * t[:, None]
     return t * (0.5 * (mat.c1 + mat.c2) / max(float(np.mean(0.5 * (mat.c1 + mat.c2))), 1e-3)) ** 0.3
