@@ -194,6 +194,19 @@ def has_data(m: Any) -> bool:
     return bool(m._acc.get("images", 0))
 
 
+def median_scaled(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """``pred`` times median(gt) / median(pred) over the pixels with ground truth: the structure of the depth map
+    without its scale (Eigen et al. 2014's scale-invariant reading of monocular depth)."""
+    valid = np.isfinite(gt) & (gt > 0) & np.isfinite(pred) & (pred > 0)
+    if not valid.any():
+        return pred
+    return pred * np.float32(np.median(gt[valid]) / max(float(np.median(pred[valid])), 1e-6))
+
+
+def _scaled_keys(d: dict[str, float]) -> dict[str, float]:
+    return {f"{k}_median_scaled": v for k, v in d.items() if k in ("rmse_m", "abs_rel", "delta1_pct")}
+
+
 class RealFrameScores:
     """Per-frame and pooled figures of predictions (and of the trivial baselines) against each frame's ground truth.
 
@@ -203,6 +216,7 @@ class RealFrameScores:
     def __init__(self, tasks: Sequence[str], thresholds: Any = None):
         self.tasks, self.thresholds = list(tasks), thresholds
         self._pooled = {who: new_metrics(thresholds) for who in ("model", "baseline")}
+        self._scaled = new_metrics(thresholds)["depth"]  # the model's depth scaled per frame by the true median
         self.per_frame: list[dict[str, Any]] = []
 
     def add(self, name: str, gt: dict[str, np.ndarray], pred: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -216,12 +230,21 @@ class RealFrameScores:
                 one.update(p[t], gt[t])
                 self._pooled[who][t].update(p[t], gt[t])
                 entry[who][t] = summarize(t, one)
+        if "depth" in self.tasks and "depth" in gt:
+            scaled = median_scaled(pred["depth"], gt["depth"])
+            one = new_metrics(self.thresholds)["depth"]
+            one.update(scaled, gt["depth"])
+            self._scaled.update(scaled, gt["depth"])
+            entry["model"]["depth"].update(_scaled_keys(summarize("depth", one)))
         self.per_frame.append(entry)
         return entry
 
     def pooled(self) -> dict[str, dict[str, dict[str, float]]]:
-        return {who: {t: summarize(t, m) for t, m in ms.items() if t in self.tasks and has_data(m)}
-                for who, ms in self._pooled.items()}
+        out = {who: {t: summarize(t, m) for t, m in ms.items() if t in self.tasks and has_data(m)}
+               for who, ms in self._pooled.items()}
+        if "depth" in out["model"] and has_data(self._scaled):
+            out["model"]["depth"].update(_scaled_keys(summarize("depth", self._scaled)))
+        return out
 
     def frames_per_task(self) -> dict[str, list[str]]:
         return {t: [e["frame"] for e in self.per_frame if t in e["model"]] for t in self.tasks}
