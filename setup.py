@@ -37,6 +37,7 @@ setup(
             "mtlsi-train = mtlsi_core.training.train:main",
             "mtlsi-eval = mtlsi_core.training.evaluate:main",
             "mtlsi-export = mtlsi_core.tools.export:main",
+            "mtlsi-adapt = mtlsi_core.adaptation.cli:main",
             # ROS tools and nodes
             "mtlsi-bag = mtlsi_ros.bag.cli:main",
             "perception_node = mtlsi_ros.perception_node:main",

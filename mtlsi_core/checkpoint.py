@@ -32,6 +32,29 @@ class CheckpointError(RuntimeError):
     """A checkpoint file is missing, unreadable or not an mtlsi checkpoint; the message names the file."""
 
 
+def packaged_model_names() -> list[str]:
+    """Names of the checkpoints shipped inside the package (``mtlsi_core/weights/<name>.pt``)."""
+    folder = packaged_model().parent
+    return sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else []
+
+
+def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
+    """A checkpoint given as a file path, or as the bare name of a packaged model (``synth_transfer_lite0``). An
+    existing file wins over a packaged name; neither raises CheckpointError naming what was given."""
+    text = str(path_or_name)
+    path = Path(text).expanduser()
+    if path.is_file():
+        return path
+    if text and "/" not in text and os.sep not in text and path.suffix == "":
+        packaged = packaged_model(text)
+        if packaged.is_file():
+            return packaged
+    if path.exists():
+        raise CheckpointError(f"checkpoint path is not a file: {path}")
+    raise CheckpointError(f"checkpoint {text!r} not found: give a checkpoint file (.pt) or the name of a packaged "
+                          f"model ({', '.join(packaged_model_names()) or 'none installed'})")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a reader sees either the old file or the whole new one."""
     atomic_write(path, lambda f: f.write(data))

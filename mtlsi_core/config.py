@@ -91,6 +91,15 @@ class JpegConfig(_Effect):
     _r = _range(1, 100)
 
 
+class FourierStyleConfig(_Effect):
+    # Fourier domain adaptation (FDA, Yang & Soatto, CVPR 2020): the image takes the low-frequency amplitude
+    # spectrum of a random real photo of data.target_photos and keeps its own phase (layout and edges stay, so the
+    # ground truth stays right). beta: half-width of the swapped band as a fraction of the image's shorter side,
+    # drawn uniformly from this range (the paper's L: 0.01-0.09; 0 = no change). mtlsi_core.adaptation.fourier
+    beta: tuple[float, float] = (0.01, 0.05)
+    _r = _range(0.0, 0.5)
+
+
 class AugmentConfig(StrictModel):
     # The peers' (InvPT/ATRC) training augmentation.
     scale_range: tuple[float, float] = (0.5, 2.0)  # random rescale; depth is divided by the scale
@@ -110,6 +119,10 @@ class AugmentConfig(StrictModel):
     sensor_noise: SensorNoiseConfig = Field(default_factory=SensorNoiseConfig)
     saturation: SaturationConfig = Field(default_factory=SaturationConfig)
     jpeg: JpegConfig = Field(default_factory=JpegConfig)
+    # Real photos' style (sim-to-real with unlabelled photos): FDA with a photo of data.target_photos, on the image
+    # only, after the flip and before the photometric jitter and the camera effects above (which then act on the
+    # restyled image). Off (p = 0) by default; p > 0 needs data.target_photos.
+    fourier_style: FourierStyleConfig = Field(default_factory=FourierStyleConfig)
 
 
 class DataConfig(StrictModel):
@@ -127,6 +140,10 @@ class DataConfig(StrictModel):
     # (training divides depth by the zoom). With it, runtimes turn depth into metres for any camera whose
     # focal length is known (camera_info K[0]) and for the resize to the network input; None: depth as predicted.
     canonical_focal: float | None = Field(default=None, gt=0)
+    # Folder of real, unlabelled RGB photos of the target domain (.jpg/.jpeg/.png/.webp, searched recursively;
+    # mtlsi_core.data.photos.PhotoFolder), a path relative to the working folder or absolute: where
+    # data.augment.fourier_style draws its photos from (required when its p > 0). None: no target photos.
+    target_photos: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "DataConfig":
@@ -146,6 +163,9 @@ class DataConfig(StrictModel):
         lo, hi = self.augment.scale_range
         if not 0 < lo <= hi:
             raise ValueError(f"data.augment.scale_range {self.augment.scale_range} must satisfy 0 < lo <= hi")
+        if self.augment.fourier_style.p > 0 and not self.target_photos:
+            raise ValueError(f"data.augment.fourier_style.p = {self.augment.fourier_style.p:g} needs "
+                             "data.target_photos (a folder of real photos to draw the style from)")
         return self
 
 
@@ -173,6 +193,11 @@ class TrainConfig(StrictModel):
     log_every: int = Field(default=20, ge=1)
     seed: int = 0
     output_dir: str | None = None  # default: runs/<config name>
+    # Start from the weights of this checkpoint (a .pt path) or packaged model (a bare name, e.g.
+    # synth_transfer_lite0: mtlsi_core/weights/<name>.pt) instead of the model's initialisation: weights only (BatchNorm
+    # statistics included); optimizer, schedule and iteration start fresh. They must fit this config's model (an
+    # error names the file). Ignored when resuming (the resumed run's own weights win). None: no initialisation.
+    init_from: str | None = None
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
@@ -292,7 +317,7 @@ def load_config(path_or_name: str | Path, overrides: Sequence[str] = ()) -> Conf
 
 
 __all__ = [
-    "AugmentConfig", "Config", "ConfigError", "DataConfig", "TrainConfig", "ModelConfig",
+    "AugmentConfig", "Config", "FourierStyleConfig", "ConfigError", "DataConfig", "TrainConfig", "ModelConfig",
     "apply_overrides", "config_from_dict", "load_config", "packaged_config_names", "resolve_config_path",
     "DATASETS",
 ]

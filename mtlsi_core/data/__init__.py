@@ -1,4 +1,5 @@
-"""Datasets (NYUD-MT, PASCAL-Context, synthetic scenes), augmentation and the synthetic scene generator.
+"""Datasets (NYUD-MT, PASCAL-Context, synthetic scenes, folders of unlabelled photos: ``PhotoFolder``), augmentation
+and the synthetic scene generator.
 
     ds = build_dataset(cfg, "train")               # cfg.data.dataset: "nyud" | "synth" | "pascal"
     loader = DataLoader(ds, batch_size=8, collate_fn=collate, worker_init_fn=worker_init, num_workers=2,
@@ -17,6 +18,7 @@ from mtlsi_core.data.errors import DatasetError
 from mtlsi_core.data.io import loader_context
 from mtlsi_core.data.nyud import NYUDMT
 from mtlsi_core.data.pascal import PascalContext
+from mtlsi_core.data.photos import PhotoFolder
 from mtlsi_core.data.transforms import EvalTransform, TrainTransform, restore_prediction, target_layout
 
 if TYPE_CHECKING:
@@ -37,12 +39,19 @@ def build_dataset(cfg: "Config", split: str, root: str | None = None, train: boo
         raise DatasetError(f"no dataset folder for {data.dataset!r}: set data.root in the config or pass --data DIR")
     if train is None:
         train = split == data.train_split
-    transform = TrainTransform.from_config(data) if train else EvalTransform.from_config(data)
+    if train:
+        # data.augment.fourier_style draws real photos' style from data.target_photos (a DatasetError names a
+        # missing or empty folder here, before training starts)
+        photos = PhotoFolder(data.target_photos) if data.augment.fourier_style.p > 0 else None
+        transform = TrainTransform.from_config(data, style_photos=photos)
+    else:
+        transform = EvalTransform.from_config(data)
     extra = {} if protocol is None else {"protocol": protocol}
     return DATASET_CLASSES[data.dataset](root, split, data.tasks, transform, dataset=data.dataset, **extra)
 
 
 __all__ = [
     "DATASET_CLASSES", "DatasetError", "EvalTransform", "MultiTaskDataset", "NYUDMT", "PascalContext",
-    "TrainTransform", "build_dataset", "collate", "loader_context", "restore_prediction", "target_layout", "worker_init",
+    "PhotoFolder", "TrainTransform", "build_dataset", "collate", "loader_context", "restore_prediction",
+    "target_layout", "worker_init",
 ]

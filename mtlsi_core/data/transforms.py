@@ -4,8 +4,9 @@ A raw sample is an RGB uint8 image (H, W, 3) and a dict of ground truth per task
 ``load_raw`` (see ``mtlsi_core.data.base``). The training pipeline is the one InvPT / ATRC use:
 random rescale (scale drawn uniformly from ``augment.scale_range``; depth divided by the scale), random crop
 to the input size (retrying up to 10 times so that no class covers more than 75 % of the labelled pixels, as
-the peers' ``cat_max_ratio=0.75``), horizontal flip (normals' x negated), photometric distortion of the image
-(brightness +-32, contrast 0.5-1.5, saturation 0.5-1.5, hue +-18 degrees of OpenCV's 180, each with
+the peers' ``cat_max_ratio=0.75``), horizontal flip (normals' x negated), optionally a real photo's style on the
+image (``FourierStyle``, FDA: its low-frequency amplitude spectrum; off by default), photometric distortion of the
+image (brightness +-32, contrast 0.5-1.5, saturation 0.5-1.5, hue +-18 degrees of OpenCV's 180, each with
 probability 0.5), optionally sim-to-real camera effects on the image (``SensorAugment``: blur, exposure,
 vignetting, white balance, sensor noise, gamma, saturation, JPEG; off by default), ImageNet normalisation, then
 padding (centred, as the peers' PadImage) to the input size with 0 for the normalised image (= the mean colour)
@@ -33,6 +34,7 @@ import cv2
 import numpy as np
 import torch
 
+from mtlsi_core.adaptation.fourier import FourierStyle, PhotoSource
 from mtlsi_core.tasks import TASKS, get_task
 
 # How a target transforms geometrically beyond being resampled:
@@ -330,14 +332,25 @@ class TrainTransform(_Normalizing):
     cat_max_ratio: float = 0.75
     dense_interpolation: str = "nearest"
     sensor: SensorAugment | None = None  # sim-to-real camera effects, last (None or all p = 0: none)
+    # a real photo's low-frequency amplitude (FDA), after the flip, before the photometric jitter (None: none)
+    fourier: FourierStyle | None = None
     random = True  # draws from the generator it is given (class attribute, not a field)
 
     @classmethod
-    def from_config(cls, data_cfg) -> "TrainTransform":
+    def from_config(cls, data_cfg, style_photos: PhotoSource | None = None) -> "TrainTransform":
+        """From a ``data`` section. ``style_photos``: the photos of ``data.target_photos``
+        (``mtlsi_core.data.photos.PhotoFolder``; ``mtlsi_core.data.build_dataset`` passes them), needed when
+        ``data.augment.fourier_style.p > 0`` and unused otherwise."""
         a = data_cfg.augment
         sensor = SensorAugment.from_config(a)
+        fourier = None
+        if a.fourier_style.p > 0:
+            if style_photos is None:
+                raise ValueError(f"data.augment.fourier_style.p = {a.fourier_style.p:g}: the transform needs the "
+                                 f"photos of data.target_photos ({data_cfg.target_photos}) as style_photos")
+            fourier = FourierStyle(float(a.fourier_style.p), tuple(a.fourier_style.beta), style_photos)
         return cls(tuple(data_cfg.input_size), data_cfg.mean, data_cfg.std, tuple(a.scale_range), a.crop, a.hflip,
-                   a.photometric, sensor=sensor if sensor.active else None)
+                   a.photometric, sensor=sensor if sensor.active else None, fourier=fourier)
 
     def _crop_box(self, shape: tuple[int, int], targets: dict[str, np.ndarray], rng: np.random.Generator):
         H, W = shape
@@ -378,6 +391,8 @@ class TrainTransform(_Normalizing):
             image = np.ascontiguousarray(image[:, ::-1])
             targets = {t: hflip_target(t, a) for t, a in targets.items()}
         meta["hflip"] = flip
+        if self.fourier is not None:
+            image = self.fourier(np.ascontiguousarray(image), rng)
         if self.photometric:
             image = photometric_distortion(np.ascontiguousarray(image), rng)
         if self.sensor is not None:

@@ -15,6 +15,10 @@ global RNG states of every rank and the sampler position, so the continued run i
 (bit-exact on CPU with ``num_workers=0``; with worker processes the augmentation RNG of the workers is
 re-seeded at the resume point, the sample order stays exact).
 
+Fine-tuning: ``train.init_from`` (a checkpoint file or packaged model name) gives a fresh run that model's weights
+before the first step (weights and BatchNorm statistics only; optimizer, schedule and iteration start fresh); a
+resumed run ignores it.
+
 Best rule: an evaluation replaces the best one when the multi-task gain (Delta_m) of its headline metrics
 relative to the best ones is positive (mean over tasks of the signed relative change, sign from
 ``TaskSpec.higher_is_better``; see :mod:`mtlsi_core.training.scoring`).
@@ -41,7 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from mtlsi_core.checkpoint import (CheckpointError, atomic_torch_save, atomic_write_bytes, load_checkpoint,
-                                   make_checkpoint)
+                                   make_checkpoint, resolve_checkpoint)
 from mtlsi_core.config import Config, config_from_dict
 from mtlsi_core.data import collate, loader_context, worker_init
 from mtlsi_core.tasks import get_task
@@ -160,6 +164,11 @@ class Trainer:
         # Same initial weights on every rank (DDP also broadcasts rank 0's), then per-rank streams.
         seed_everything(self.tc.seed)
         self.model = (model if model is not None else self._build_model()).to(self.device)
+        self.initialised_from: Path | None = None  # train.init_from's checkpoint, when its weights were loaded
+        if self.tc.init_from and ckpt_path is None:
+            self.initialised_from = self._init_weights(self.tc.init_from)
+        elif self.tc.init_from:
+            log.info("resuming from %s: train.init_from (%s) is not used", ckpt_path, self.tc.init_from)
         seed_everything(self.tc.seed + self.info.rank)
 
         self.train_set = train_set if train_set is not None else self._build_dataset(cfg.data.train_split, True)
@@ -255,6 +264,32 @@ class Trainer:
                     log.info("removed stale temporary file %s", p)
                 except OSError:
                     pass
+
+    def _init_weights(self, spec: str) -> Path:
+        """``train.init_from``: load the model weights (and BatchNorm statistics) of a checkpoint file or packaged
+        model; nothing else of it. Raises CheckpointError naming the file when they do not fit this model."""
+        path = resolve_checkpoint(spec)
+        state = load_checkpoint(path, map_location="cpu")["model"]
+        own = self.model.state_dict()
+        missing = [k for k in own if k not in state]
+        unexpected = [k for k in state if k not in own]
+        shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in own
+                  if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+        if missing or unexpected or shapes:
+            def some(items: list[str]) -> str:
+                return ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+
+            problems = [f"{len(missing)} missing ({some(missing)})" if missing else "",
+                        f"{len(unexpected)} unexpected ({some(unexpected)})" if unexpected else "",
+                        f"{len(shapes)} of another shape (checkpoint vs model: {some(shapes)})" if shapes else ""]
+            raise CheckpointError(f"train.init_from: the weights of {path} do not fit the model of config "
+                                  f"{self.cfg.name!r}: " + "; ".join(p for p in problems if p))
+        # an fp16 export is cast to the model's dtypes
+        self.model.load_state_dict({k: v.to(dtype=own[k].dtype) for k, v in state.items()}, strict=True)
+        if self.info.is_main:
+            log.info("initialised the model's weights from %s (weights only: optimizer and schedule start fresh)",
+                     path)
+        return path
 
     def _load_training_state(self, path: Path) -> None:
         ckpt = load_checkpoint(path, map_location="cpu")
