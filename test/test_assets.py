@@ -53,7 +53,9 @@ def test_a_mesh_casts_exact_depth_and_normals():
     import trimesh
 
     hull = trimesh.Trimesh(v).convex_hull
-    mesh = MeshPrimitive(center=np.array([3.0, 0.2, 0.5]), yaw=0.4, shape=MeshShape(hull.vertices, hull.faces))
+    # plus triangles without area (real files have them: they have no normal and must not give one)
+    faces = np.concatenate([hull.faces, [[0, 0, 1], [0, 1, 1], [2, 2, 2]]])
+    mesh = MeshPrimitive(center=np.array([3.0, 0.2, 0.5]), yaw=0.4, shape=MeshShape(hull.vertices, faces))
     box = rooms.Box(center=np.array([3.0, 0.2, 0.5]), yaw=0.4, half=np.array([0.5, 0.4, 0.3]))
     o = np.array([0.0, 0.0, 0.77])  # not in the plane of the top face (grazing rays are a tie)
     g = np.linspace(-0.4, 0.4, 41, dtype=np.float32)
@@ -68,6 +70,9 @@ def test_a_mesh_casts_exact_depth_and_normals():
     nm = np.stack(mesh.curved_normals(*P, fm[hit]), -1)
     nb = box.face_normals_world()[fb[hit]]
     assert np.abs(nm - nb).max() < 1e-5
+    corners = [np.asarray(mesh.center + rooms.rot_z(0.4) @ c)[None] for c in v.astype(np.float64)]
+    at_corners = np.stack(mesh.curved_normals(*(np.concatenate(corners)[:, i] for i in range(3)), None), -1)
+    assert np.allclose(np.linalg.norm(at_corners, axis=-1), 1.0, atol=1e-5)  # a vertex still has a unit normal
 
 
 @pytest.fixture(scope="module")

@@ -37,6 +37,13 @@ class MeshShape:
             raise ValueError("mesh vertices are not all finite")
         if int(self.triangles.max()) >= len(self.vertices):
             raise ValueError("mesh triangles index a vertex that does not exist")
+        # triangles without area have no normal: a closest-point query could still return one (at an edge it ties)
+        v = self.vertices[self.triangles].astype(np.float64)
+        area2 = np.linalg.norm(np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0]), axis=1)
+        keep = area2 > 1e-12
+        if not keep.any():
+            raise ValueError("mesh triangles all have zero area")
+        self.triangles = np.ascontiguousarray(self.triangles[keep])
 
     @property
     def half(self) -> np.ndarray:
