@@ -4,10 +4,12 @@
 
     python benchmarks/bench_synth.py                      # basic at 480x640 and 240x320, nyud at 240x320
     python benchmarks/bench_synth.py --frames 20 --sizes 480x640 --profiles basic --out /tmp/synth_bench.json
+    python benchmarks/bench_synth.py --profiles nyud --assets DIR --out benchmarks/results/synth_cpu_assets.json
 
 Targets (issue 4): at least 10 frames/s at 480x640 on 2 cores including writing; a single render well under 100 ms
 (the demo renders frames live). The nyud profile (issue 10): the 2000-frame training set at 240x320 in under an hour
-on 2 cores including writing, i.e. at least 0.56 frames/s. The machine is described in the JSON (CPU model, cores, load average at start,
+on 2 cores including writing, i.e. at least 0.56 frames/s; with ``--assets`` (issue 20: meshes, photo textures,
+HDR light) the same target. The machine is described in the JSON (CPU model, cores, load average at start,
 library versions, date); on a shared machine the load average matters, so the CPU time per frame (measured in the
 processes that render) is reported too, with the frame rate it implies on 2 idle cores (2 / CPU seconds per frame,
 i.e. assuming perfect scaling and no waiting on the disk) -- an estimate, labelled as such.
@@ -41,12 +43,12 @@ def machine() -> dict:
     return describe("cpu", cores_available=synth.default_workers(), numpy=np.__version__)
 
 
-def bench_render(size: tuple[int, int], n: int, profile: str = "basic") -> dict:
-    synth.render_scene(10_000, size, profile=profile)  # warm-up (noise texture, ray tables)
+def bench_render(size: tuple[int, int], n: int, profile: str = "basic", assets: str | None = None) -> dict:
+    synth.render_scene(10_000, size, profile=profile, assets=assets)  # warm-up (textures, ray tables, assets)
     ms, cpu = [], []
     for i in range(n):
         t0, c0 = time.perf_counter(), time.process_time()
-        synth.render_scene(i, size, profile=profile)
+        synth.render_scene(i, size, profile=profile, assets=assets)
         ms.append((time.perf_counter() - t0) * 1000)
         cpu.append((time.process_time() - c0) * 1000)
     a = np.array(ms)
@@ -55,9 +57,10 @@ def bench_render(size: tuple[int, int], n: int, profile: str = "basic") -> dict:
             "median_cpu_ms": round(float(np.median(cpu)), 1)}
 
 
-def bench_write(size: tuple[int, int], n: int, workers: int, profile: str = "basic") -> dict:
+def bench_write(size: tuple[int, int], n: int, workers: int, profile: str = "basic", assets: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="synth_bench_") as tmp:
-        s = synth.write_dataset(Path(tmp) / "set", n, seed=0, size=size, workers=workers, profile=profile)
+        s = synth.write_dataset(Path(tmp) / "set", n, seed=0, size=size, workers=workers, profile=profile,
+                                assets=assets)
         mib = sum(p.stat().st_size for p in Path(tmp).rglob("*") if p.is_file()) / 2 ** 20
     return {"workers": workers, "frames": n, "seconds": round(s["seconds"], 2),
             "frames_per_second": round(s["frames_per_second"], 2),
@@ -76,6 +79,8 @@ def main(argv=None) -> int:
                     help="sizes of the nyud profile (about 10x slower than basic)")
     ap.add_argument("--nyud-frames", type=int, default=24, help="frames per write_dataset run of the nyud profile")
     ap.add_argument("--nyud-render-calls", type=int, default=12)
+    ap.add_argument("--assets", default=None,
+                    help="nyud profile with the assets of this folder (mtlsi-synth assets DIR) or 'builtin'")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "synth_cpu.json"))
     args = ap.parse_args(argv)
 
@@ -83,15 +88,17 @@ def main(argv=None) -> int:
            "command": " ".join([Path(sys.argv[0]).name] + list(argv if argv is not None else sys.argv[1:])),
            "targets": {"frames_per_second_480x640_2_cores": TARGET_FPS, "single_render_ms_480x640": TARGET_RENDER_MS,
                        "nyud_frames_per_second_240x320_2_cores": round(TARGET_NYUD_FPS, 3)},
-           "results": []}
+           "assets": args.assets, "results": []}
     runs = [("basic", size, args.frames, args.render_calls) for size in args.sizes if "basic" in args.profiles]
     runs += [("nyud", size, args.nyud_frames, args.nyud_render_calls) for size in args.nyud_sizes
              if "nyud" in args.profiles]
     for profile, size, frames, calls in runs:
-        entry = {"profile": profile, "size": f"{size[0]}x{size[1]}", "render_scene": bench_render(size, calls, profile),
-                 "write_dataset": [bench_write(size, frames, 1, profile)]}
+        assets = args.assets if profile == "nyud" else None
+        entry = {"profile": profile, "assets": assets, "size": f"{size[0]}x{size[1]}",
+                 "render_scene": bench_render(size, calls, profile, assets),
+                 "write_dataset": [bench_write(size, frames, 1, profile, assets)]}
         if args.workers > 1:
-            entry["write_dataset"].append(bench_write(size, frames, args.workers, profile))
+            entry["write_dataset"].append(bench_write(size, frames, args.workers, profile, assets))
         doc["results"].append(entry)
         cpu_per_frame = min(r["cpu_seconds_per_frame"] for r in entry["write_dataset"])
         entry["estimated_frames_per_second_on_2_idle_cores"] = round(2.0 / cpu_per_frame, 1)
