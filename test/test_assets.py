@@ -144,6 +144,7 @@ def _asset_folder(root: Path) -> Path:
     rng = np.random.default_rng(0)
     cv2.imwrite(str(root / "loose" / "textures" / "light-wood.png"), rng.integers(0, 255, (96, 96, 3), np.uint8))
     cv2.imwrite(str(root / "loose" / "textures" / "oak_nor_gl_1k.png"), rng.integers(0, 255, (96, 96, 3), np.uint8))
+    cv2.imwrite(str(root / "loose" / "textures" / "metal.png"), rng.integers(0, 255, (96, 96, 3), np.uint8))
     (root / "loose" / "textures" / "gray-plaster.png").write_bytes(b"\x89PNG not really")
     (root / "hdri").mkdir()
     pano = np.full((32, 64, 3), 0.5, np.float32)
@@ -161,7 +162,8 @@ def test_asset_index_checks_every_file_and_keeps_the_rest(tmp_path, capsys):
     assert [m["file"] for m in index["meshes"]] == ["furniture/squareTable.obj"]
     table = index["meshes"][0]
     assert table["type"] == "table" and table["size"] == pytest.approx([1.2, 0.8, 0.74])  # the catalogue's cm
-    assert [t["file"] for t in index["textures"]] == ["loose/textures/light-wood.png"]  # no normal map
+    # no normal map; a texture named like a PBR map's suffix alone is a texture
+    assert [t["file"] for t in index["textures"]] == ["loose/textures/light-wood.png", "loose/textures/metal.png"]
     assert [e["file"] for e in index["environments"]] == ["hdri/room_1k.hdr"]
     bad = {e["file"] for e in index["errors"]}
     assert bad == {"furniture/broken_chair.obj", "loose/textures/gray-plaster.png", "hdri/bad_1k.hdr"}

@@ -200,7 +200,7 @@ def _is_texture(path: Path, root: Path) -> bool:
     if not any("texture" in p.lower() for p in rel.parts[:-1]):
         return False
     stem_words = set(path.stem.lower().replace("-", "_").split("_"))
-    return not stem_words & set(MAP_WORDS)
+    return len(stem_words) == 1 or not stem_words & set(MAP_WORDS)  # "metal.png" is a texture, "x_metal_1k" a map
 
 
 # ------------------------------------------------------------------------------------------------- index
