@@ -163,8 +163,8 @@ BN_VARIANTS = {"shipped": ("backbone", "head"), "control": ("head",), "assets": 
 
 
 def models_of(args: argparse.Namespace) -> dict[str, Path]:
-    """Every model of the comparison that exists: the shipped one, each trained arm, and their AdaBN variants (made
-    here when missing: ``mtlsi-adapt bn`` on the Places ``train`` photos)."""
+    """Every model of the comparison whose base exists: the shipped one, each trained arm, and their AdaBN variants
+    (files made by ``adabn_model`` on first use)."""
     models = {"shipped": packaged_model(CONFIG)}
     for arm in ARMS:
         run = args.runs_dir / arm / "run.json"  # written when the arm's schedule is done
@@ -172,12 +172,19 @@ def models_of(args: argparse.Namespace) -> dict[str, Path]:
             models[arm] = args.runs_dir / arm / "last.pt"
     for name in list(models):
         for modules in BN_VARIANTS[name]:
-            out = args.runs_dir / "adabn" / f"{name}+adabn_{modules}.pt"
-            if not out.is_file() or out.stat().st_mtime < models[name].stat().st_mtime:
-                adapt_bn(models[name], photos_split(args.photos, "train"), out, images=args.bn_images,
-                         modules=modules)
-            models[f"{name}+adabn_{modules}"] = out
+            models[f"{name}+adabn_{modules}"] = args.runs_dir / "adabn" / f"{name}+adabn_{modules}.pt"
     return models
+
+
+def adabn_model(name: str, models: dict[str, Path], args: argparse.Namespace) -> Path:
+    """The file of model ``name``, made first where it is an AdaBN variant not made yet (``mtlsi-adapt bn`` on the
+    Places ``train`` photos) or older than its base."""
+    path = models[name]
+    if "+adabn_" in name:
+        base, modules = name.split("+adabn_")
+        if not path.is_file() or path.stat().st_mtime < models[base].stat().st_mtime:
+            adapt_bn(models[base], photos_split(args.photos, "train"), path, images=args.bn_images, modules=modules)
+    return path
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -191,7 +198,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         if name not in models:
             raise SystemExit(f"score: no model {name!r} (have: {', '.join(models)})")
         out = args.runs_dir / "scores" / f"{name}.json"
-        stamp = models[name].stat().st_mtime
+        stamp = adabn_model(name, models, args).stat().st_mtime
         if out.is_file() and json.loads(out.read_text()).get("stamp") == stamp:
             continue
         doc = {**score(models[name], args, val_sets, name), "stamp": stamp}

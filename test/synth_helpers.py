@@ -14,3 +14,17 @@ def expected_boundaries(instance: np.ndarray, depth: np.ndarray, jump: float = 0
         change[a] |= c
         change[b] |= c
     return change
+
+
+def scene(h: int = 48, w: int = 64, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A textured image (smooth gradient + checkerboard) and ground truth of every NYUD task."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = 60 + 120 * xx / w + 40 * (((yy // 4) + (xx // 4)) % 2)
+    img = np.stack([base, base * 0.8 + 20, 200 - base * 0.5], -1).clip(0, 255).astype(np.uint8)
+    n = rng.normal(size=(h, w, 3)).astype(np.float32)
+    gt = {"semseg": rng.integers(0, 40, (h, w)).astype(np.uint8),
+          "depth": rng.uniform(0.5, 5, (h, w)).astype(np.float32),
+          "normals": n / np.linalg.norm(n, axis=-1, keepdims=True),
+          "edge": (rng.random((h, w)) < 0.1).astype(np.float32)}
+    return img, gt

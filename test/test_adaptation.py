@@ -21,6 +21,7 @@ from mtlsi_core.data import DatasetError, PhotoFolder, build_dataset
 from mtlsi_core.data.transforms import TrainTransform
 from mtlsi_core.models import build_model, load_model_from_checkpoint
 from mtlsi_core.training.trainer import Trainer
+from synth_helpers import scene
 
 TINY = Path(__file__).parent / "configs" / "tiny.yaml"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -38,20 +39,6 @@ def write_photos(root: Path, n: int = 6, size=(40, 56), seed: int = 0, bright: b
         path.parent.mkdir(parents=True, exist_ok=True)
         assert cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     return root
-
-
-def scene(h: int = 48, w: int = 64, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A textured image and ground truth of every NYUD task (as test_train_transfer's)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    base = 60 + 120 * xx / w + 40 * (((yy // 4) + (xx // 4)) % 2)
-    img = np.stack([base, base * 0.8 + 20, 200 - base * 0.5], -1).clip(0, 255).astype(np.uint8)
-    n = rng.normal(size=(h, w, 3)).astype(np.float32)
-    gt = {"semseg": rng.integers(0, 40, (h, w)).astype(np.uint8),
-          "depth": rng.uniform(0.5, 5, (h, w)).astype(np.float32),
-          "normals": n / np.linalg.norm(n, axis=-1, keepdims=True),
-          "edge": (rng.random((h, w)) < 0.1).astype(np.float32)}
-    return img, gt
 
 
 def write_nyud(root: Path, n: int = 3, size=(48, 64)) -> Path:
