@@ -45,12 +45,13 @@ def test_choice_rule(bench):
     scores = {"control": base,
               "assets": _scores(miou=40.4, agree=82.0, diff=4.5),  # slightly better everywhere: kept
               "assets_fda": _scores(miou=38.0, agree=85.0, diff=4.0),  # photos better; mIoU 6 % worse = 1.5 % of 4 tasks
-              "shipped": base, "shipped+adabn_backbone": _scores(rmse=0.8, agree=90.0, diff=3.0)}
+              "shipped": base, "shipped+adabn_head": _scores(rmse=0.8, agree=90.0, diff=3.0)}
     c = bench.choose(scores)
     assert c["assets (meshes, photo textures, HDR light)"]["keep"]
     fda = c["Fourier style of real photos"]
     assert fda["synthetic_change"] == pytest.approx((40.4 - 38.0) / 40.4 / 4) and fda["keep"]  # within the 2 %
-    assert not c["AdaBN (backbone) on shipped"]["keep"]  # synthetic depth twice as bad
+    assert not c["AdaBN (head) on shipped"]["keep"]  # synthetic depth twice as bad
+    assert "AdaBN (head) on control" not in c  # no such model: no such comparison
     worse_photos = copy.deepcopy(scores)
     worse_photos["assets"]["photos"]["depth_rel_diff_pct"] = 6.0  # less consistent depth on photos: dropped
     assert not bench.choose(worse_photos)["assets (meshes, photo textures, HDR light)"]["keep"]

@@ -11,7 +11,9 @@ so every label change is a boundary too).
 ``render_scene(seed, profile="nyud")`` renders the NYUDv2-like profile instead: room types with their furniture and
 clutter (``mtlsi_core.data.rooms``), shaded with cast shadows and ambient occlusion and recorded by a camera model
 (``mtlsi_core.data.render``); its ground truth is exact in the same way. ``basic`` (the default) is the original
-generator, unchanged byte for byte.
+generator, unchanged byte for byte. With ``assets`` (``--assets DIR``, a folder indexed by ``mtlsi-synth assets DIR``,
+or ``builtin``) the nyud rooms take furniture meshes, photo textures and HDR light from it
+(``mtlsi_core.data.assets``); without, they are the frames they always were.
 
 ``write_dataset`` writes frames ``000000 ...`` as ``images/*.png``, ``depth/*.npy`` (float32 metres),
 ``normals/*.npy`` (float32, H x W x 3), ``edge/*.png`` (0 / 255), ``segmentation/*.png`` (1..40, 0 = unlabelled),
