@@ -27,8 +27,8 @@ from mtlsi_core.data.materials import ANY, LIGHT, WOOD
 from mtlsi_core.data.raycast import Box, Cylinder, rot_z
 from mtlsi_core.data.render.lighting import RoomLight
 from mtlsi_core.data.render.textures import PhotoMaterial, TexMaterial, tex_material
-from mtlsi_core.data.scene import (CLASS_ID, TYPES, UNLABELLED, WALLS, ObjectType, Part, Scene, _Builder, _chair, _cylinder,
-                                   _desk, _shelves, _sofa, _table, _yaw_facing_wall, optical_rotation)
+from mtlsi_core.data.scene import (CLASS_ID, TYPES, UNLABELLED, WALLS, ObjectType, Part, Scene, _Builder, _chair,
+                                   _cylinder, _desk, _shelves, _sofa, _table, _yaw_facing_wall, optical_rotation)
 
 # NYUDv2's scene types and how often they occur among its 1449 labelled frames (bedroom 383, kitchen 225, living
 # room 221, bathroom 121, dining room 117, office 78 + home office 50, classroom 49; the rest folded in)

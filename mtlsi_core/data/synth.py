@@ -456,7 +456,8 @@ def write_dataset(out: str | os.PathLike, num: int | None = None, seed: int = 0,
     atomic_write_bytes(out / "gt_sets" / "val.txt", "".join(f"{n}\n" for n in val).encode())
     rendered = max(len(todo), 1)
     return {"out": str(out), "num": num, "train": len(train), "val": len(val), "size": list(size), "seed": seed,
-            "profile": profile, "assets": None if lib is None else lib.name, "workers": workers, "rendered": len(todo), "kept": num - len(todo),
+            "profile": profile, "assets": None if lib is None else lib.name, "workers": workers,
+            "rendered": len(todo), "kept": num - len(todo),
             "seconds": seconds, "frames_per_second": rendered / seconds, "cpu_seconds_per_frame": cpu / rendered}
 
 

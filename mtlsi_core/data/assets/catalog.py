@@ -38,7 +38,8 @@ TEXTURE_USES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("wood", ("floor", "furniture")), ("felt", ("furniture", "floor")), ("fabric", ("furniture",)),
     ("leather", ("furniture",)), ("ceramic", ("furniture", "wall")), ("metal", ("furniture",)),
     ("steel", ("furniture",)), ("brass", ("furniture",)), ("clay", ("wall", "furniture")),
-    ("glass", ("furniture",)), ("concrete", ("wall", "floor")), ("carpet", ("floor",)), ("marble", ("floor", "furniture")),
+    ("glass", ("furniture",)), ("concrete", ("wall", "floor")), ("carpet", ("floor",)),
+    ("marble", ("floor", "furniture")),
 )
 USES = ("wall", "floor", "ceiling", "furniture")
 
