@@ -261,22 +261,25 @@ def markdown(doc: dict[str, Any]) -> str:
              f"{doc['lr']:g}, seed 0) on 1200 frames at 240x320 (generator seed 7); val: 100 frames of each set. "
              f"Machine: {summary(doc['machine'])}. Reproduce: `python benchmarks/sim2real.py data|train|report` "
              "(module docstring).", "",
-             "| model | nyud val mIoU / RMSE / mErr / odsF | assets val mIoU / RMSE / mErr / odsF | synthetic change vs "
-             "shipped | photos: label agreement % / depth diff % / normals diff ° | real frames: RMSE / scaled RMSE "
+             "| model | nyud val mIoU / RMSE / mErr / odsF | assets val mIoU / RMSE / mErr / odsF "
+             "| synthetic change vs shipped | photos: label agreement % / depth diff % / normals diff ° "
+             "| real frames: RMSE / scaled RMSE "
              "/ δ1 / mIoU (GT classes) / pixel acc / odsF |", "|---|---|---|---|---|---|"]
     for name, s in doc["scores"].items():
         syn = [" / ".join(_fmt(s["synthetic"][k]["headline"][t], 3 if t == "depth" else 1) for t in TASKS)
                for k in ("nyud", "assets")]
         ph = s["photos"]
         r = s.get("real")
-        real = "–" if not r else " / ".join([_fmt(r["depth"]["rmse_m"], 3), _fmt(r["depth"].get("rmse_m_median_scaled"), 3),
-                                              _fmt(r["depth"]["delta1_pct"], 1), _fmt(r["semseg"]["mIoU_gt_classes"], 1),
-                                              _fmt(r["semseg"]["pixel_acc"], 1), _fmt(r["edge"]["odsF"], 1)])
+        real = "–" if not r else " / ".join([
+            _fmt(r["depth"]["rmse_m"], 3), _fmt(r["depth"].get("rmse_m_median_scaled"), 3),
+            _fmt(r["depth"]["delta1_pct"], 1), _fmt(r["semseg"]["mIoU_gt_classes"], 1),
+            _fmt(r["semseg"]["pixel_acc"], 1), _fmt(r["edge"]["odsF"], 1)])
+        photos = f"{ph['label_agreement_pct']:.1f} / {ph['depth_rel_diff_pct']:.2f} / {ph['normals_diff_deg']:.2f}"
         lines.append(f"| {name} | {syn[0]} | {syn[1]} | {100 * s['synthetic_change_vs_shipped']:+.1f} % | "
-                     f"{ph['label_agreement_pct']:.1f} / {ph['depth_rel_diff_pct']:.2f} / {ph['normals_diff_deg']:.2f} | "
-                     f"{real} |")
+                     f"{photos} | {real} |")
     lines += ["", "Choice (the rule: " + doc["choice_rule"].replace("\n", " ") + ")", "",
-              "| ingredient | from → to | synthetic change | photo label agreement | photo depth consistency | kept |",
+              "| ingredient | from → to | synthetic change | photo label agreement | photo depth consistency "
+              "| kept |",
               "|---|---|---|---|---|---|"]
     for what, c in doc["choice"].items():
         lines.append(f"| {what} | {c['from']} → {c['to']} | {100 * c['synthetic_change']:+.1f} % | "
