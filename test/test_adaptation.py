@@ -373,6 +373,18 @@ def test_init_from_loads_the_weights_only_and_resume_wins(tmp_path):
     assert all(torch.equal(v, last["model"][k]) for k, v in resumed.model.state_dict().items())
 
 
+def test_init_from_takes_a_wrapped_checkpoint_as_the_runtimes_do(tmp_path):
+    """A state dict saved from a DDP / torch.compile wrapper (every key prefixed) loads as in load_model_from_checkpoint."""
+    root = write_nyud(tmp_path / "nyud", n=1)
+    source, cfg = tiny_model()
+    ckpt = tmp_path / "ddp.pt"
+    torch.save(make_checkpoint({f"module.{k}": v for k, v in source.state_dict().items()}, cfg.to_dict()), ckpt)
+    load_model_from_checkpoint(ckpt)  # the runtimes' loader takes it
+    tr = Trainer(load_config(TINY, [*QUIET, f"train.init_from={ckpt}"]), output_dir=tmp_path / "run", data_root=root,
+                 progress=False)
+    assert all(torch.equal(v, source.state_dict()[k]) for k, v in tr.model.state_dict().items())
+
+
 def test_init_from_errors_name_the_file(tmp_path):
     root = write_nyud(tmp_path / "nyud", n=1)
     other, other_cfg = tiny_model("data.tasks=[semseg,depth]")

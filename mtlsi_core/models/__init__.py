@@ -26,7 +26,8 @@ def build_model(cfg: "Config") -> MTLSINet:
     return MTLSINet(cfg.model, list(cfg.data.tasks), task_channels(cfg.data.tasks, cfg.data.dataset))
 
 
-def _strip_wrappers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def strip_wrappers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict without the key prefix a torch.compile or DDP wrapper gave every key."""
     for prefix in _WRAPPER_PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
@@ -55,10 +56,10 @@ def load_model_from_checkpoint(path: str | os.PathLike,
         raise CheckpointError(str(e)) from None
     model = build_model(cfg)
     try:
-        model.load_state_dict(_strip_wrappers(dict(ckpt["model"])), strict=True)
+        model.load_state_dict(strip_wrappers(dict(ckpt["model"])), strict=True)
     except RuntimeError as e:
         raise CheckpointError(f"{path}: weights do not match the model built from its stored config: {e}") from None
     return model.eval(), cfg
 
 
-__all__ = ["MTLSINet", "PretrainedWeightsError", "build_model", "load_model_from_checkpoint"]
+__all__ = ["MTLSINet", "PretrainedWeightsError", "build_model", "load_model_from_checkpoint", "strip_wrappers"]

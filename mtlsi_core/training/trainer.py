@@ -48,6 +48,7 @@ from mtlsi_core.checkpoint import (CheckpointError, atomic_torch_save, atomic_wr
                                    make_checkpoint, resolve_checkpoint)
 from mtlsi_core.config import Config, config_from_dict
 from mtlsi_core.data import collate, loader_context, worker_init
+from mtlsi_core.models import strip_wrappers
 from mtlsi_core.tasks import get_task
 from mtlsi_core.training import scoring
 from mtlsi_core.training.distributed import DistInfo, all_gather_objects, barrier
@@ -269,7 +270,7 @@ class Trainer:
         """``train.init_from``: load the model weights (and BatchNorm statistics) of a checkpoint file or packaged
         model; nothing else of it. Raises CheckpointError naming the file when they do not fit this model."""
         path = resolve_checkpoint(spec)
-        state = load_checkpoint(path, map_location="cpu")["model"]
+        state = strip_wrappers(dict(load_checkpoint(path, map_location="cpu")["model"]))  # as the runtimes load it
         own = self.model.state_dict()
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
