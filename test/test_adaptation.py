@@ -374,7 +374,7 @@ def test_init_from_loads_the_weights_only_and_resume_wins(tmp_path):
 
 
 def test_init_from_takes_a_wrapped_checkpoint_as_the_runtimes_do(tmp_path):
-    """A state dict saved from a DDP / torch.compile wrapper (every key prefixed) loads as in load_model_from_checkpoint."""
+    """A state dict saved from a DDP / torch.compile wrapper (every key prefixed) loads, as in the runtimes."""
     root = write_nyud(tmp_path / "nyud", n=1)
     source, cfg = tiny_model()
     ckpt = tmp_path / "ddp.pt"
