@@ -290,11 +290,16 @@ def train_run(cfg: Config, out_dir: Path, *, data_root: str, device: str = "cpu"
                       num_workers=workers, resume="auto", progress=progress, eval_max_frames=eval_frames)
     result = trainer.train()
     wall = time.perf_counter() - t0
-    trainer.eval_max_frames = None  # the reported figures: final weights on the whole val split
-    final = trainer.evaluate()
-    metrics = final.metrics
-    logging.getLogger(__name__).info("%s final (%d val frames, %.0f s): %s", label or cfg.name, final.num_frames,
-                                     final.seconds, scoring.describe(scoring.headline_metrics(metrics, cfg.tasks)))
+    # The reported figures: the final weights on the whole val split. The run's own last evaluation is that when it
+    # ran in this invocation, at the last iteration, on every val frame; otherwise evaluate once more.
+    if eval_frames is None and result.last_eval is not None and result.iteration == cfg.train.iterations:
+        metrics, frames, seconds = result.last_eval, len(trainer.val_set), None
+    else:
+        trainer.eval_max_frames = None
+        final = trainer.evaluate()
+        metrics, frames, seconds = final.metrics, final.num_frames, final.seconds
+    logging.getLogger(__name__).info("%s final (%d val frames): %s", label or cfg.name, frames,
+                                     scoring.describe(scoring.headline_metrics(metrics, cfg.tasks)))
     return {
         "config": cfg.to_dict(),
         "iterations": result.iteration,
@@ -303,8 +308,8 @@ def train_run(cfg: Config, out_dir: Path, *, data_root: str, device: str = "cpu"
                                   if result.timing.get("iterations") else float("nan")),
         "training_seconds": result.timing.get("seconds"),
         "wall_seconds_this_invocation": wall,
-        "final_eval_seconds": final.seconds,
-        "val_frames": final.num_frames,
+        "final_eval_seconds": seconds,  # None: the training's own last evaluation
+        "val_frames": frames,
         "resumed_from_iteration": result.start_iteration,
         "loss_first_last": [result.loss_history[0], result.loss_history[-1]] if result.loss_history else None,
         "checkpoint": str(out_dir / "last.pt"),

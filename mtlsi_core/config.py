@@ -169,6 +169,29 @@ class DataConfig(StrictModel):
         return self
 
 
+class SelfTrainingConfig(StrictModel):
+    # Mean-teacher self-training on the real photos of data.target_photos (sim-to-real, issue 20;
+    # mtlsi_core.adaptation.mean_teacher): the student learns an EMA teacher's confident labels of strongly perturbed
+    # photos. Off (weight 0) by default; weight > 0 needs data.target_photos.
+    weight: float = Field(default=0.0, ge=0)  # of the unlabelled loss, added to the synthetic frames' loss
+    ramp_iterations: int = Field(default=100, ge=0)  # linear ramp of the weight from 0 (0: full weight at once)
+    ema_decay: float = Field(default=0.999, ge=0, lt=1)  # teacher <- decay x teacher + (1 - decay) x student
+    photos_per_batch: int = Field(default=4, ge=1)  # photos drawn each step, beside train.batch_size frames
+    tasks: list[str] = Field(default_factory=lambda: ["semseg", "normals", "edge"])  # those among data.tasks learn
+    confidence: float = Field(default=0.8, gt=0, le=1)  # labels tasks: least softmax confidence of a pseudo-label
+    binary_band: tuple[float, float] = (0.3, 0.9)  # binary tasks: <= lo is 0, >= hi is 1, ignored between
+
+    @model_validator(mode="after")
+    def _check(self) -> "SelfTrainingConfig":
+        for t in self.tasks:
+            if t not in TASKS:
+                raise ValueError(f"train.self_training.tasks: unknown task {t!r}")
+        lo, hi = self.binary_band
+        if not 0 <= lo < hi <= 1:
+            raise ValueError(f"train.self_training.binary_band {self.binary_band} must satisfy 0 <= lo < hi <= 1")
+        return self
+
+
 class TrainConfig(StrictModel):
     # The paper's recipe (Sec. III-A): AdamW, lr 2e-5, polynomial decay, 40k iterations,
     # batch 8 on NYUDv2 / 4 on PASCAL-Context.
@@ -198,6 +221,7 @@ class TrainConfig(StrictModel):
     # statistics included); optimizer, schedule and iteration start fresh. They must fit this config's model (an
     # error names the file). Ignored when resuming (the resumed run's own weights win). None: no initialisation.
     init_from: str | None = None
+    self_training: SelfTrainingConfig = Field(default_factory=SelfTrainingConfig)
 
     @model_validator(mode="after")
     def _check(self) -> "TrainConfig":
@@ -221,6 +245,12 @@ class Config(StrictModel):
         if unknown:
             raise ValueError(f"model.refinement.coarse_residual names {unknown}, not among data.tasks "
                              f"({', '.join(self.data.tasks)})")
+        st = self.train.self_training
+        if st.weight > 0 and not self.data.target_photos:
+            raise ValueError(f"train.self_training.weight = {st.weight:g} needs data.target_photos (a folder of real "
+                             "photos to self-train on)")
+        if st.weight > 0 and not set(st.tasks) & set(self.data.tasks):
+            raise ValueError(f"train.self_training.tasks {st.tasks} names none of data.tasks {self.data.tasks}")
         return self
 
     @property
@@ -317,7 +347,8 @@ def load_config(path_or_name: str | Path, overrides: Sequence[str] = ()) -> Conf
 
 
 __all__ = [
-    "AugmentConfig", "Config", "FourierStyleConfig", "ConfigError", "DataConfig", "TrainConfig", "ModelConfig",
+    "AugmentConfig", "Config", "FourierStyleConfig", "SelfTrainingConfig", "ConfigError", "DataConfig", "TrainConfig",
+    "ModelConfig",
     "apply_overrides", "config_from_dict", "load_config", "packaged_config_names", "resolve_config_path",
     "DATASETS",
 ]

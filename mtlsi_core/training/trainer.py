@@ -44,6 +44,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from mtlsi_core.adaptation.mean_teacher import MeanTeacher, split_outputs
 from mtlsi_core.checkpoint import (CheckpointError, atomic_torch_save, atomic_write_bytes, load_checkpoint,
                                    make_checkpoint, resolve_checkpoint)
 from mtlsi_core.config import Config, config_from_dict
@@ -175,6 +176,9 @@ class Trainer:
         self.train_set = train_set if train_set is not None else self._build_dataset(cfg.data.train_split, True)
         self.val_set = val_set if val_set is not None else self._build_dataset(cfg.data.val_split, False)
         self.loss_fn = loss_fn if loss_fn is not None else self._build_loss()
+        # train.self_training: the EMA teacher of the student, labelling real photos (its own copy of the weights
+        # as they are now: init_from's, or the resumed run's once _load_training_state has run)
+        self.mean_teacher = MeanTeacher(cfg, self.model, self.device) if self.tc.self_training.weight > 0 else None
 
         self.optimizer = build_optimizer(self.model, self.tc)
         self.scheduler = build_scheduler(self.optimizer, self.tc)
@@ -324,6 +328,11 @@ class Trainer:
         if ckpt.get("scaler"):
             self.scaler.load_state_dict(ckpt["scaler"])
         self.iteration = int(ckpt["iteration"])
+        if self.mean_teacher is not None:
+            if "mean_teacher" not in ckpt:
+                raise CheckpointError(f"{path} holds no mean teacher (written without train.self_training): resume "
+                                      "with the settings it was written with")
+            self.mean_teacher.load_state_dict(ckpt["mean_teacher"])
         self.best = ckpt.get("best")
         self.timing = dict(ckpt.get("timing") or self.timing)
         samp = ckpt.get("sampler", {})
@@ -357,6 +366,7 @@ class Trainer:
             self.model.state_dict(), self.cfg.to_dict(), self._meta("last", metrics),
             optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
             scaler=self.scaler.state_dict(), iteration=self.iteration, rng=rngs, best=self.best, timing=self.timing,
+            **({"mean_teacher": self.mean_teacher.state_dict()} if self.mean_teacher is not None else {}),
             sampler={"position": self.iteration * self.tc.batch_size, "batch_size": self.tc.batch_size,
                      "world_size": self.info.world_size, "seed": self.tc.seed},
         )
@@ -414,9 +424,18 @@ class Trainer:
         x = batch["image"].to(self.device, non_blocking=True)
         targets = {t: batch[t].to(self.device, non_blocking=True) for t in self.tasks}
         autocast = torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext()
+        mt = self.mean_teacher
+        photos, pseudo = mt.photo_batch() if mt is not None else (None, None)
         with autocast:
-            out = self.ddp_model(x)
-        total, parts = self.loss_fn(_float_outputs(out), targets)
+            out = self.ddp_model(x if photos is None else torch.cat([x, photos]))
+        out = _float_outputs(out)
+        if photos is not None:
+            out, photo_out = split_outputs(out, x.shape[0])
+        total, parts = self.loss_fn(out, targets)
+        if photos is not None:
+            unlabelled, photo_parts = mt.loss(photo_out, pseudo)
+            total = total + mt.weight(self.iteration) * unlabelled
+            parts.update({f"photos_{k}": v for k, v in photo_parts.items() if not k.endswith("_coarse")})
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         if self.tc.grad_clip:
@@ -425,6 +444,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if mt is not None:
+            mt.update(self.model)
         return total.detach(), {k: v.detach() for k, v in parts.items()}
 
     def _reduce_window(self, sums: dict[str, torch.Tensor], count: int) -> dict[str, float]:
