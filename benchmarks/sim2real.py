@@ -57,6 +57,7 @@ from mtlsi_core.models import load_model_from_checkpoint  # noqa: E402
 from mtlsi_core.tasks import activate, get_task  # noqa: E402
 from mtlsi_core.tools.machine import describe, save_result, summary  # noqa: E402
 from mtlsi_core.training.evaluate import json_default  # noqa: E402
+from mtlsi_core.training.export_weights import export_release  # noqa: E402
 
 log = logging.getLogger("sim2real")
 CONFIG = "synth_transfer_lite0"
@@ -71,6 +72,16 @@ ARMS: dict[str, tuple[str, list[str]]] = {
 }
 KEEP_MAX_SYNTH_LOSS = 0.02  # the choice rule's 2 %
 TASKS = ("semseg", "depth", "normals", "edge")
+# The shipping rule, fixed on 2026-12-07 before the full run: the candidate replaces the shipped model when it is
+# better on at least SHIP_MIN_WINS of these pooled real-frame figures and no headline of the synthetic nyud val is
+# worse than the shipped model's by more than SHIP_MAX_SYNTH_LOSS (relative).
+SHIP_FIGURES = {  # name -> (task, key in the pooled real scores, higher is better)
+    "depth RMSE": ("depth", "rmse_m", False), "δ1": ("depth", "delta1_pct", True),
+    "median-scaled RMSE": ("depth", "rmse_m_median_scaled", False),
+    "mIoU (GT classes)": ("semseg", "mIoU_gt_classes", True), "pixel accuracy": ("semseg", "pixel_acc", True),
+    "odsF": ("edge", "odsF", True), "normals mErr (433)": ("normals", "mErr_deg", False)}
+SHIP_MIN_WINS = 5
+SHIP_MAX_SYNTH_LOSS = 0.10
 
 
 def photos_split(photos: Path, split: str) -> Path:
@@ -136,13 +147,13 @@ def flip_consistency(path: Path, photos: Path, n: int) -> dict[str, float]:
 
 def synthetic_change(model: dict[str, Any], ref: dict[str, Any]) -> float:
     """Mean relative change of the headline metrics against ``ref`` (positive = worse), over tasks and sets."""
-    changes = []
-    for s in model:
-        for t in TASKS:
-            a, b = model[s]["headline"][t], ref[s]["headline"][t]
-            better_high = get_task(t).higher_is_better
-            changes.append((b - a) / abs(b) if better_high else (a - b) / abs(b))
-    return float(np.mean(changes))
+    return float(np.mean([relative_change(t, model[s]["headline"][t], ref[s]["headline"][t])
+                          for s in model for t in TASKS]))
+
+
+def relative_change(task: str, value: float, ref: float) -> float:
+    """How much worse ``value`` is than ``ref`` for ``task``'s headline metric, relative (positive = worse)."""
+    return (ref - value) / abs(ref) if get_task(task).higher_is_better else (value - ref) / abs(ref)
 
 
 def score(path: Path, args: argparse.Namespace, val_sets: dict[str, Any], name: str) -> dict[str, Any]:
@@ -226,11 +237,44 @@ def cmd_report(args: argparse.Namespace) -> int:
            "choice_rule": __doc__.split("Choice, ")[1].split("What it may")[0].strip(),
            "runs": {a: {k: r.get(k) for k in ("iterations", "seconds_per_iteration", "training_seconds")}
                     for a, r in runs.items()},
-           "scores": scores, "choice": choose(scores), "machine": describe("cpu")}
-    save_result(args.results_dir / "sim2real_ablation.json", doc)
-    atomic_write_bytes(args.results_dir / "sim2real_ablation.md", markdown(doc).encode())
+           "scores": scores, "choice": choose(scores), "shipping": shipping_verdict(scores, args.candidate),
+           "machine": describe("cpu")}
+    if args.export_weights is not None:
+        doc["exported"] = ship(doc, args)
+    save_result(args.results_dir / f"{args.name}.json", doc)
+    atomic_write_bytes(args.results_dir / f"{args.name}.md", markdown(doc).encode())
     print(markdown(doc))
     return 0
+
+
+def ship(doc: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | None:
+    """Export the candidate as a packaged model (``--export-weights``) when the shipping rule says so."""
+    verdict = doc["shipping"]
+    if not verdict or not verdict["ship"]:
+        log.info("not exported: the shipping rule does not pass for %s (%s)", args.candidate,
+                 "no real-frame scores" if not verdict else f"better on {verdict['wins']} of {verdict['of']}")
+        return None
+    val = build_dataset(load_config(CONFIG, ["data.num_workers=0"]), "val", str(args.data_dir / "nyud"), train=False)
+    run = args.runs_dir / args.candidate
+    rel = {k: str(p.resolve().relative_to(REPO)) if p.resolve().is_relative_to(REPO) else str(p)
+           for k, p in (("runs", args.runs_dir), ("out", args.export_weights))}
+    reproduce = (f"python benchmarks/sim2real.py data --assets DIR && python benchmarks/sim2real.py train --arm "
+                 f"{args.candidate} --iterations {args.iterations} --runs-dir {rel['runs']} && python "
+                 f"benchmarks/sim2real.py report --photos DIR --real-data DIR --models shipped,{args.candidate} "
+                 f"--iterations {args.iterations} --runs-dir {rel['runs']} --export-weights {rel['out']}")
+    library = json.loads((args.data_dir / "assets" / "camera.json").read_text()).get("assets")
+    facts = {"init_from": CONFIG, "arm": {"name": args.candidate, "data": ARMS[args.candidate][0],
+                                          "overrides": ARMS[args.candidate][1]},
+             "iterations": args.iterations, "data": {**SET_ARGS, "assets": library},
+             "run": json.loads((run / "run.json").read_text()).get("training_seconds"),
+             "shipping_rule": verdict, "real_frames": doc["scores"][args.candidate]["real"],
+             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": doc["machine"]}
+    side = export_release(run / "last.pt", args.export_weights, max_mb=25, val_set=val, reproduce=reproduce,
+                          facts=facts, about=f"fine-tuned from `{CONFIG}` on synthetic rooms built from real furniture "
+                                             "meshes, photo textures and HDR light (`benchmarks/sim2real.py`, issue "
+                                             "20); no real image with labels was trained on")
+    log.info("exported %s (%s MiB)", args.export_weights, side["size_mib"])
+    return side
 
 
 def choose(scores: dict[str, Any]) -> dict[str, Any]:
@@ -253,6 +297,25 @@ def choose(scores: dict[str, Any]) -> dict[str, Any]:
         out[what] = {"from": a, "to": b, "synthetic_change": synth, "photo_label_agreement_gain": cons[0],
                      "photo_depth_consistency_gain": cons[1], "keep": keep}
     return out
+
+
+def shipping_verdict(scores: dict[str, Any], candidate: str) -> dict[str, Any] | None:
+    """Apply the shipping rule (``SHIP_FIGURES``) to ``candidate`` against ``shipped``; None without real scores."""
+    if candidate not in scores or not scores[candidate].get("real") or not scores["shipped"].get("real"):
+        return None
+    new, old = scores[candidate]["real"], scores["shipped"]["real"]
+    figures = {}
+    for name, (task, key, higher) in SHIP_FIGURES.items():
+        a, b = new[task][key], old[task][key]
+        figures[name] = {"candidate": a, "shipped": b, "better": a > b if higher else a < b}
+    synth = {}
+    for t in TASKS:
+        a, b = (scores[m]["synthetic"]["nyud"]["headline"][t] for m in (candidate, "shipped"))
+        change = relative_change(t, a, b)
+        synth[t] = {"candidate": a, "shipped": b, "change": change, "within": change <= SHIP_MAX_SYNTH_LOSS}
+    wins = sum(f["better"] for f in figures.values())
+    return {"candidate": candidate, "real": figures, "wins": wins, "of": len(figures), "nyud_val": synth,
+            "ship": wins >= SHIP_MIN_WINS and all(v["within"] for v in synth.values())}
 
 
 def _fmt(v: Any, nd: int = 2) -> str:
@@ -289,6 +352,18 @@ def markdown(doc: dict[str, Any]) -> str:
         lines.append(f"| {what} | {c['from']} → {c['to']} | {100 * c['synthetic_change']:+.1f} % | "
                      f"{c['photo_label_agreement_gain']:+.2f} pt | {c['photo_depth_consistency_gain']:+.2f} pt | "
                      f"{'yes' if c['keep'] else 'no'} |")
+    v = doc.get("shipping")
+    if v:
+        lines += ["", f"Shipping rule for `{v['candidate']}` (fixed before the full run): better than the shipped "
+                  f"model on at least {SHIP_MIN_WINS} of the {v['of']} pooled real-frame figures, and no synthetic "
+                  f"nyud val headline more than {100 * SHIP_MAX_SYNTH_LOSS:.0f} % worse.", "",
+                  f"| figure | `{v['candidate']}` | shipped | better |", "|---|---|---|---|"]
+        lines += [f"| {n} | {f['candidate']:.3f} | {f['shipped']:.3f} | {'yes' if f['better'] else 'no'} |"
+                  for n, f in v["real"].items()]
+        lines += [f"| nyud val {t} | {f['candidate']:.3f} | {f['shipped']:.3f} | {100 * f['change']:+.1f} % "
+                  f"({'within' if f['within'] else 'over'} {100 * SHIP_MAX_SYNTH_LOSS:.0f} %) |"
+                  for t, f in v["nyud_val"].items()]
+        lines += ["", f"Better on {v['wins']} of {v['of']}: **{'ship' if v['ship'] else 'do not ship'}**."]
     return "\n".join(lines) + "\n"
 
 
@@ -309,6 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
     ap.add_argument("--eval-photos", type=int, default=300, help="report: held-out photos of the blind criterion")
     ap.add_argument("--bn-images", type=int, default=2000, help="report: photos AdaBN re-estimates on")
+    ap.add_argument("--name", default="sim2real_ablation", help="report: the result files' name (.json, .md)")
+    ap.add_argument("--candidate", default="assets", help="report: the arm the shipping rule is applied to")
+    ap.add_argument("--export-weights", type=Path, default=None,
+                    help="report: write the candidate here as a packaged model when the shipping rule passes")
     return ap
 
 
@@ -318,7 +397,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     if args.stage == "train" and args.arm is None:
         raise SystemExit("train: --arm is needed")
-    if args.photos is None and (args.stage in ("score", "report") or (args.stage == "train" and any("PHOTOS" in o for o in ARMS[args.arm][1]))):
+    needs_photos = args.stage in ("score", "report") or (
+        args.stage == "train" and any("PHOTOS" in o for o in ARMS[args.arm][1]))
+    if args.photos is None and needs_photos:
         raise SystemExit(f"{args.stage}: --photos DIR is needed")
     return {"data": cmd_data, "train": cmd_train, "score": cmd_score, "report": cmd_report}[args.stage](args)
 

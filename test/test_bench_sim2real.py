@@ -66,3 +66,35 @@ def test_flip_consistency_on_a_tiny_model(bench, tmp_path):
     assert out["photos"] == 3
     assert 0 <= out["label_agreement_pct"] <= 100 and out["depth_rel_diff_pct"] >= 0
     assert 0 <= out["normals_diff_deg"] <= 180
+
+
+def _real(rmse=0.7, d1=65.0, scaled=0.5, miou=20.0, acc=50.0, ods=46.0, mErr=25.0):
+    return {"depth": {"rmse_m": rmse, "delta1_pct": d1, "rmse_m_median_scaled": scaled},
+            "semseg": {"mIoU_gt_classes": miou, "pixel_acc": acc}, "edge": {"odsF": ods},
+            "normals": {"mErr_deg": mErr}}
+
+
+def test_shipping_rule(bench):
+    shipped = {**_scores(), "real": _real()}
+    # better on RMSE, δ1, pixel accuracy, normals; worse on scaled RMSE, mIoU, odsF: 4 of 7, not shipped
+    four = {**_scores(), "real": _real(rmse=0.6, d1=70.0, scaled=0.55, miou=19.0, acc=51.0, ods=45.0, mErr=24.0)}
+    v = bench.shipping_verdict({"shipped": shipped, "assets": four}, "assets")
+    assert (v["wins"], v["of"], v["ship"]) == (4, 7, False)
+    assert v["real"]["depth RMSE"]["better"] and not v["real"]["odsF"]["better"]
+    five = copy.deepcopy(four)
+    five["real"]["edge"]["odsF"] = 47.0  # a fifth figure better: shipped
+    assert bench.shipping_verdict({"shipped": shipped, "assets": five}, "assets")["ship"]
+    # ... unless a synthetic nyud val headline is more than 10 % worse (mIoU 40 -> 35.9: 10.25 %)
+    five["synthetic"]["nyud"]["headline"]["semseg"] = 35.9
+    v = bench.shipping_verdict({"shipped": shipped, "assets": five}, "assets")
+    assert v["nyud_val"]["semseg"]["change"] == pytest.approx(0.1025) and not v["ship"]
+    assert bench.shipping_verdict({"shipped": _scores(), "assets": five}, "assets") is None  # no real scores
+    assert "do not ship" in bench.markdown({"iterations": 1, "lr": 1e-4, "machine": {}, "scores": {},
+                                            "choice_rule": "x", "choice": {}, "shipping": v})
+
+
+def test_nothing_is_exported_when_the_rule_does_not_pass(bench, tmp_path):
+    args = bench.build_parser().parse_args(["report", "--export-weights", str(tmp_path / "m.pt")])
+    assert bench.ship({"shipping": None}, args) is None
+    assert bench.ship({"shipping": {"ship": False, "wins": 4, "of": 7}}, args) is None
+    assert not (tmp_path / "m.pt").exists()
