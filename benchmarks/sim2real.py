@@ -324,14 +324,16 @@ def _fmt(v: Any, nd: int = 2) -> str:
 
 def markdown(doc: dict[str, Any]) -> str:
     lines = [f"# Sim-to-real ingredients (issue 20), {time.strftime('%Y-%m-%d')}", "",
-             f"Paired fine-tunes of the shipped model, {doc['iterations']} iterations each (batch 8, lr "
+             f"Fine-tunes of the shipped model, {doc['iterations']} iterations each (batch 8, lr "
              f"{doc['lr']:g}, seed 0) on 1200 frames at 240x320 (generator seed 7); val: 100 frames of each set. "
              f"Machine: {summary(doc['machine'])}. Reproduce: `python benchmarks/sim2real.py data|train|report` "
-             "(module docstring).", "",
+             "(module docstring). Training time: " + ", ".join(
+                 f"{a} {r['training_seconds'] / 60:.0f} min ({r['seconds_per_iteration']:.2f} s an iteration)"
+                 for a, r in doc["runs"].items() if r.get("training_seconds")) + ".", "",
              "| model | nyud val mIoU / RMSE / mErr / odsF | assets val mIoU / RMSE / mErr / odsF "
              "| synthetic change vs shipped | photos: label agreement % / depth diff % / normals diff ° "
              "| real frames: RMSE / scaled RMSE "
-             "/ δ1 / mIoU (GT classes) / pixel acc / odsF |", "|---|---|---|---|---|---|"]
+             "/ δ1 / mIoU (GT classes) / pixel acc / odsF / normals mErr (433) |", "|---|---|---|---|---|---|"]
     for name, s in doc["scores"].items():
         syn = [" / ".join(_fmt(s["synthetic"][k]["headline"][t], 3 if t == "depth" else 1) for t in TASKS)
                for k in ("nyud", "assets")]
@@ -340,14 +342,15 @@ def markdown(doc: dict[str, Any]) -> str:
         real = "–" if not r else " / ".join([
             _fmt(r["depth"]["rmse_m"], 3), _fmt(r["depth"].get("rmse_m_median_scaled"), 3),
             _fmt(r["depth"]["delta1_pct"], 1), _fmt(r["semseg"]["mIoU_gt_classes"], 1),
-            _fmt(r["semseg"]["pixel_acc"], 1), _fmt(r["edge"]["odsF"], 1)])
+            _fmt(r["semseg"]["pixel_acc"], 1), _fmt(r["edge"]["odsF"], 1), _fmt(r["normals"]["mErr_deg"], 2)])
         photos = f"{ph['label_agreement_pct']:.1f} / {ph['depth_rel_diff_pct']:.2f} / {ph['normals_diff_deg']:.2f}"
         lines.append(f"| {name} | {syn[0]} | {syn[1]} | {100 * s['synthetic_change_vs_shipped']:+.1f} % | "
                      f"{photos} | {real} |")
-    lines += ["", "Choice (the rule: " + doc["choice_rule"].replace("\n", " ") + ")", "",
-              "| ingredient | from → to | synthetic change | photo label agreement | photo depth consistency "
-              "| kept |",
-              "|---|---|---|---|---|---|"]
+    if doc["choice"]:  # a report of paired arms (the full run's has none)
+        lines += ["", "Choice (the rule: " + doc["choice_rule"].replace("\n", " ") + ")", "",
+                  "| ingredient | from → to | synthetic change | photo label agreement | photo depth consistency "
+                  "| kept |",
+                  "|---|---|---|---|---|---|"]
     for what, c in doc["choice"].items():
         lines.append(f"| {what} | {c['from']} → {c['to']} | {100 * c['synthetic_change']:+.1f} % | "
                      f"{c['photo_label_agreement_gain']:+.2f} pt | {c['photo_depth_consistency_gain']:+.2f} pt | "

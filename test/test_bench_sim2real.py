@@ -90,7 +90,7 @@ def test_shipping_rule(bench):
     assert v["nyud_val"]["semseg"]["change"] == pytest.approx(0.1025) and not v["ship"]
     assert bench.shipping_verdict({"shipped": _scores(), "assets": five}, "assets") is None  # no real scores
     assert "do not ship" in bench.markdown({"iterations": 1, "lr": 1e-4, "machine": {}, "scores": {},
-                                            "choice_rule": "x", "choice": {}, "shipping": v})
+                                            "choice_rule": "x", "choice": {}, "shipping": v, "runs": {}})
 
 
 def test_nothing_is_exported_when_the_rule_does_not_pass(bench, tmp_path):
