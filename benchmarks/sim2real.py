@@ -327,9 +327,9 @@ def markdown(doc: dict[str, Any]) -> str:
              f"Fine-tunes of the shipped model, {doc['iterations']} iterations each (batch 8, lr "
              f"{doc['lr']:g}, seed 0) on 1200 frames at 240x320 (generator seed 7); val: 100 frames of each set. "
              f"Machine: {summary(doc['machine'])}. Reproduce: `python benchmarks/sim2real.py data|train|report` "
-             "(module docstring). Training time: " + ", ".join(
+             "(module docstring)." + "".join(f" Training time: {t}." for t in [", ".join(
                  f"{a} {r['training_seconds'] / 60:.0f} min ({r['seconds_per_iteration']:.2f} s an iteration)"
-                 for a, r in doc["runs"].items() if r.get("training_seconds")) + ".", "",
+                 for a, r in doc["runs"].items() if r.get("training_seconds"))] if t), "",
              "| model | nyud val mIoU / RMSE / mErr / odsF | assets val mIoU / RMSE / mErr / odsF "
              "| synthetic change vs shipped | photos: label agreement % / depth diff % / normals diff ° "
              "| real frames: RMSE / scaled RMSE "

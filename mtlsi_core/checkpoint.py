@@ -66,6 +66,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[io.BufferedWriter], 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _new_file_mode(path))  # mkstemp's files are 0600: others could not read a map or a model
         with os.fdopen(fd, "wb") as f:
             writer(f)
             f.flush()
@@ -85,6 +86,20 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[io.BufferedWriter], 
             os.close(dfd)
     except OSError:
         pass
+
+
+def _new_file_mode(path: Path) -> int:
+    """The mode ``open()`` would give ``path``: the replaced file's own, else 0666 less the process's umask."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    try:  # Linux reports the umask without changing it (os.umask would, for every thread, for a moment)
+        umask = next(int(line.split()[1], 8) for line in Path("/proc/self/status").read_text().splitlines()
+                     if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = 0o022
+    return 0o666 & ~umask
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:

@@ -1,12 +1,13 @@
 """build_model / load_model_from_checkpoint contract."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from mtlsi_core.checkpoint import CheckpointError, atomic_torch_save, make_checkpoint
+from mtlsi_core.checkpoint import CheckpointError, atomic_torch_save, atomic_write_bytes, make_checkpoint
 from mtlsi_core.config import load_config
 from mtlsi_core.models import build_model, load_model_from_checkpoint
 
@@ -63,3 +64,21 @@ def test_invalid_stored_config_raises_checkpoint_error(tmp_path):
 def test_missing_file_raises_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_model_from_checkpoint(tmp_path / "nope.pt")
+
+
+def test_atomic_writes_get_the_modes_open_would_give(tmp_path):
+    """mkstemp makes 0600 files: a model, map or bag written atomically must still be readable by others as a
+    plain open() would make it (0666 less the umask), and a replaced file keeps its own mode."""
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "new.json", b"{}")
+        assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o644
+        os.umask(0o077)
+        atomic_write_bytes(tmp_path / "private.json", b"{}")
+        assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+    (tmp_path / "new.json").chmod(0o640)
+    atomic_write_bytes(tmp_path / "new.json", b"[]")
+    assert (tmp_path / "new.json").stat().st_mode & 0o777 == 0o640 and (tmp_path / "new.json").read_bytes() == b"[]"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.json", "private.json"]  # no temporary file left
