@@ -266,7 +266,7 @@ def ship(doc: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | None
     facts = {"init_from": CONFIG, "arm": {"name": args.candidate, "data": ARMS[args.candidate][0],
                                           "overrides": ARMS[args.candidate][1]},
              "iterations": args.iterations, "data": {**SET_ARGS, "assets": library},
-             "run": json.loads((run / "run.json").read_text()).get("training_seconds"),
+             "training_seconds": doc["runs"][args.candidate]["training_seconds"],
              "shipping_rule": verdict, "real_frames": doc["scores"][args.candidate]["real"],
              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": doc["machine"]}
     side = export_release(run / "last.pt", args.export_weights, max_mb=25, val_set=val, reproduce=reproduce,
@@ -305,9 +305,10 @@ def shipping_verdict(scores: dict[str, Any], candidate: str) -> dict[str, Any] |
         return None
     new, old = scores[candidate]["real"], scores["shipped"]["real"]
     figures = {}
-    for name, (task, key, higher) in SHIP_FIGURES.items():
-        a, b = new[task][key], old[task][key]
-        figures[name] = {"candidate": a, "shipped": b, "better": a > b if higher else a < b}
+    for name, (task, key, higher) in SHIP_FIGURES.items():  # a figure the real frames lack is not better
+        a, b = new.get(task, {}).get(key), old.get(task, {}).get(key)
+        better = a is not None and b is not None and (a > b if higher else a < b)
+        figures[name] = {"candidate": a, "shipped": b, "better": better}
     synth = {}
     for t in TASKS:
         a, b = (scores[m]["synthetic"]["nyud"]["headline"][t] for m in (candidate, "shipped"))
@@ -323,13 +324,13 @@ def _fmt(v: Any, nd: int = 2) -> str:
 
 
 def markdown(doc: dict[str, Any]) -> str:
+    trained = ", ".join(f"{a} {r['training_seconds'] / 60:.0f} min ({r['seconds_per_iteration']:.2f} s an iteration)"
+                        for a, r in doc["runs"].items() if r.get("training_seconds"))
     lines = [f"# Sim-to-real ingredients (issue 20), {time.strftime('%Y-%m-%d')}", "",
              f"Fine-tunes of the shipped model, {doc['iterations']} iterations each (batch 8, lr "
              f"{doc['lr']:g}, seed 0) on 1200 frames at 240x320 (generator seed 7); val: 100 frames of each set. "
              f"Machine: {summary(doc['machine'])}. Reproduce: `python benchmarks/sim2real.py data|train|report` "
-             "(module docstring)." + "".join(f" Training time: {t}." for t in [", ".join(
-                 f"{a} {r['training_seconds'] / 60:.0f} min ({r['seconds_per_iteration']:.2f} s an iteration)"
-                 for a, r in doc["runs"].items() if r.get("training_seconds"))] if t), "",
+             "(module docstring)." + (f" Training time: {trained}." if trained else ""), "",
              "| model | nyud val mIoU / RMSE / mErr / odsF | assets val mIoU / RMSE / mErr / odsF "
              "| synthetic change vs shipped | photos: label agreement % / depth diff % / normals diff ° "
              "| real frames: RMSE / scaled RMSE "
@@ -342,7 +343,8 @@ def markdown(doc: dict[str, Any]) -> str:
         real = "–" if not r else " / ".join([
             _fmt(r["depth"]["rmse_m"], 3), _fmt(r["depth"].get("rmse_m_median_scaled"), 3),
             _fmt(r["depth"]["delta1_pct"], 1), _fmt(r["semseg"]["mIoU_gt_classes"], 1),
-            _fmt(r["semseg"]["pixel_acc"], 1), _fmt(r["edge"]["odsF"], 1), _fmt(r["normals"]["mErr_deg"], 2)])
+            _fmt(r["semseg"]["pixel_acc"], 1), _fmt(r["edge"]["odsF"], 1),
+            _fmt(r.get("normals", {}).get("mErr_deg"), 2)])
         photos = f"{ph['label_agreement_pct']:.1f} / {ph['depth_rel_diff_pct']:.2f} / {ph['normals_diff_deg']:.2f}"
         lines.append(f"| {name} | {syn[0]} | {syn[1]} | {100 * s['synthetic_change_vs_shipped']:+.1f} % | "
                      f"{photos} | {real} |")
@@ -351,17 +353,17 @@ def markdown(doc: dict[str, Any]) -> str:
                   "| ingredient | from → to | synthetic change | photo label agreement | photo depth consistency "
                   "| kept |",
                   "|---|---|---|---|---|---|"]
-    for what, c in doc["choice"].items():
-        lines.append(f"| {what} | {c['from']} → {c['to']} | {100 * c['synthetic_change']:+.1f} % | "
-                     f"{c['photo_label_agreement_gain']:+.2f} pt | {c['photo_depth_consistency_gain']:+.2f} pt | "
-                     f"{'yes' if c['keep'] else 'no'} |")
+        for what, c in doc["choice"].items():
+            lines.append(f"| {what} | {c['from']} → {c['to']} | {100 * c['synthetic_change']:+.1f} % | "
+                         f"{c['photo_label_agreement_gain']:+.2f} pt | {c['photo_depth_consistency_gain']:+.2f} pt | "
+                         f"{'yes' if c['keep'] else 'no'} |")
     v = doc.get("shipping")
     if v:
         lines += ["", f"Shipping rule for `{v['candidate']}` (fixed before the full run): better than the shipped "
                   f"model on at least {SHIP_MIN_WINS} of the {v['of']} pooled real-frame figures, and no synthetic "
                   f"nyud val headline more than {100 * SHIP_MAX_SYNTH_LOSS:.0f} % worse.", "",
                   f"| figure | `{v['candidate']}` | shipped | better |", "|---|---|---|---|"]
-        lines += [f"| {n} | {f['candidate']:.3f} | {f['shipped']:.3f} | {'yes' if f['better'] else 'no'} |"
+        lines += [f"| {n} | {_fmt(f['candidate'], 3)} | {_fmt(f['shipped'], 3)} | {'yes' if f['better'] else 'no'} |"
                   for n, f in v["real"].items()]
         lines += [f"| nyud val {t} | {f['candidate']:.3f} | {f['shipped']:.3f} | {100 * f['change']:+.1f} % "
                   f"({'within' if f['within'] else 'over'} {100 * SHIP_MAX_SYNTH_LOSS:.0f} %) |"

@@ -44,7 +44,7 @@ def test_choice_rule(bench):
     base = _scores()
     scores = {"control": base,
               "assets": _scores(miou=40.4, agree=82.0, diff=4.5),  # slightly better everywhere: kept
-              "assets_fda": _scores(miou=38.0, agree=85.0, diff=4.0),  # photos better; mIoU 6 % worse = 1.5 % of 4 tasks
+              "assets_fda": _scores(miou=38.0, agree=85.0, diff=4.0),  # photos better; mIoU 6 % worse: 1.5 % of 4
               "shipped": base, "shipped+adabn_head": _scores(rmse=0.8, agree=90.0, diff=3.0)}
     c = bench.choose(scores)
     assert c["assets (meshes, photo textures, HDR light)"]["keep"]
@@ -89,6 +89,13 @@ def test_shipping_rule(bench):
     v = bench.shipping_verdict({"shipped": shipped, "assets": five}, "assets")
     assert v["nyud_val"]["semseg"]["change"] == pytest.approx(0.1025) and not v["ship"]
     assert bench.shipping_verdict({"shipped": _scores(), "assets": five}, "assets") is None  # no real scores
+    no_normals = copy.deepcopy(shipped)
+    del no_normals["real"]["normals"]  # real frames without normals: that figure cannot be better
+    v_nn = bench.shipping_verdict({"shipped": no_normals, "assets": four}, "assets")
+    assert v_nn["real"]["normals mErr (433)"] == {"candidate": 24.0, "shipped": None, "better": False}
+    assert v_nn["wins"] == 3 and "| normals mErr (433) | 24.000 | – | no |" in bench.markdown(
+        {"iterations": 1, "lr": 1e-4, "machine": {}, "scores": {}, "choice_rule": "x", "choice": {}, "shipping": v_nn,
+         "runs": {}})
     assert "do not ship" in bench.markdown({"iterations": 1, "lr": 1e-4, "machine": {}, "scores": {},
                                             "choice_rule": "x", "choice": {}, "shipping": v, "runs": {}})
 
